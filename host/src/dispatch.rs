@@ -1,0 +1,397 @@
+//! The Dispatcher owns every invocation from its admission to its one outcome: the bounded
+//! queue of pending invocations, the map of in-flight ones, deadlines and runner resets.
+//! It does no I/O; the public endpoint, the Runtime API and the invokers are adapters over it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
+
+use crate::lambda_error::FunctionError;
+
+/// Index of a runner (a bootstrap process or a WASI instance slot).
+pub type RunnerId = usize;
+
+/// What the function receives: the payload and the context AWS passes with it.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    pub client_context: Option<String>,
+    pub cognito_identity: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+/// An invocation handed to a runner.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub id: Arc<str>,
+    pub event: Event,
+    pub deadline: Instant,
+    /// The same deadline as epoch milliseconds (`Lambda-Runtime-Deadline-Ms`).
+    pub deadline_ms: u64,
+}
+
+/// How an invocation ended. Every admitted invocation ends exactly once.
+#[derive(Debug)]
+pub enum Outcome {
+    Response {
+        body: Bytes,
+        content_type: Option<String>,
+    },
+    FunctionError(FunctionError),
+    Failed(InvocationError),
+}
+
+/// An invocation that ended without an answer from the function.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvocationError {
+    #[error("Task timed out after {:.2} seconds", .0.as_secs_f64())]
+    Timeout(Duration),
+    #[error("Runtime exited before answering: {0}")]
+    RunnerExited(String),
+    #[error("Response payload size ({0} bytes) exceeded maximum allowed payload size ({1} bytes).")]
+    ResponseTooLarge(usize, usize),
+    #[error("the host is shutting down")]
+    ShuttingDown,
+}
+
+/// The queue is full: the caller should retry later.
+#[derive(Debug, thiserror::Error)]
+#[error("too many invocations pending ({0}); retry later")]
+pub struct Overloaded(pub usize);
+
+/// A request id that is unknown, expired or already answered.
+#[derive(Debug, thiserror::Error)]
+#[error("Invalid request ID")]
+pub struct InvalidRequestId;
+
+/// Admission to the dispatcher, taken before a request body is read so that memory stays
+/// bounded by `queue_size` bodies whatever the load.
+pub struct Admission {
+    _permit: OwnedSemaphorePermit,
+}
+
+struct Queued {
+    invocation: Invocation,
+    reply: oneshot::Sender<Outcome>,
+    ttl: Duration,
+}
+
+struct InFlight {
+    runner: RunnerId,
+    reply: oneshot::Sender<Outcome>,
+}
+
+pub struct Dispatcher {
+    tx: async_channel::Sender<Queued>,
+    rx: async_channel::Receiver<Queued>,
+    inflight: Mutex<HashMap<Arc<str>, InFlight>>,
+    admission: Arc<Semaphore>,
+    capacity: usize,
+    resets: Box<[Notify]>,
+    ready: watch::Sender<bool>,
+}
+
+impl Dispatcher {
+    /// A dispatcher for `runners` runner slots admitting at most `queue_size` invocations.
+    pub fn new(runners: usize, queue_size: usize) -> Arc<Dispatcher> {
+        let (tx, rx) = async_channel::unbounded();
+        Arc::new(Dispatcher {
+            tx,
+            rx,
+            inflight: Mutex::new(HashMap::new()),
+            admission: Arc::new(Semaphore::new(queue_size)),
+            capacity: queue_size,
+            resets: (0..runners.max(1)).map(|_| Notify::new()).collect(),
+            ready: watch::channel(false).0,
+        })
+    }
+
+    /// Reserves room for one invocation, or says the host is overloaded.
+    pub fn admit(&self) -> Result<Admission, Overloaded> {
+        self.admission
+            .clone()
+            .try_acquire_owned()
+            .map(|permit| Admission { _permit: permit })
+            .map_err(|_| Overloaded(self.capacity))
+    }
+
+    /// Queues an event; its deadline is `ttl` from now.
+    pub fn enqueue(self: &Arc<Self>, admission: Admission, event: Event, ttl: Duration) -> Ticket {
+        let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let deadline = Instant::now() + ttl;
+        let deadline_ms = (SystemTime::now() + ttl)
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let (reply, rx) = oneshot::channel();
+        let invocation = Invocation {
+            id: id.clone(),
+            event,
+            deadline,
+            deadline_ms,
+        };
+        // The channel is unbounded, admission bounds it; it closes only with the dispatcher.
+        if let Err(e) = self.tx.try_send(Queued {
+            invocation,
+            reply,
+            ttl,
+        }) {
+            let _ = e
+                .into_inner()
+                .reply
+                .send(Outcome::Failed(InvocationError::ShuttingDown));
+        }
+        Ticket {
+            id,
+            rx,
+            ttl,
+            deadline,
+            dispatcher: self.clone(),
+            _admission: admission,
+        }
+    }
+
+    /// Waits for the next invocation for `runner`, skipping the ones whose caller has
+    /// already been answered (they are withdrawn, never delivered). Cancel-safe.
+    pub async fn next(&self, runner: RunnerId) -> Invocation {
+        self.ready.send_if_modified(|r| !std::mem::replace(r, true));
+        loop {
+            let Ok(queued) = self.rx.recv().await else {
+                // Only when the dispatcher is being dropped: nothing will ever come.
+                return std::future::pending().await;
+            };
+            let Queued {
+                invocation,
+                reply,
+                ttl,
+            } = queued;
+            // Checked under the lock that `expire` takes, so a caller that gives up either
+            // sees the invocation in flight or the runner sees the caller gone.
+            let mut inflight = self.lock();
+            if reply.is_closed() {
+                continue;
+            }
+            if invocation.deadline <= Instant::now() {
+                drop(inflight);
+                let _ = reply.send(Outcome::Failed(InvocationError::Timeout(ttl)));
+                continue;
+            }
+            inflight.insert(invocation.id.clone(), InFlight { runner, reply });
+            return invocation;
+        }
+    }
+
+    /// Ends an in-flight invocation with the function's outcome.
+    pub fn complete(&self, id: &str, outcome: Outcome) -> Result<(), InvalidRequestId> {
+        let entry = self.lock().remove(id).ok_or(InvalidRequestId)?;
+        // The caller may have gone away; the outcome then has nobody to reach.
+        let _ = entry.reply.send(outcome);
+        Ok(())
+    }
+
+    /// Whether `id` is in flight now.
+    pub fn is_in_flight(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// Fails every invocation `runner` holds, at once (its process exited, its instance
+    /// trapped). Returns how many there were.
+    pub fn fail_runner(&self, runner: RunnerId, error: InvocationError) -> usize {
+        let failed: Vec<InFlight> = {
+            let mut map = self.lock();
+            let ids: Vec<Arc<str>> = map
+                .iter()
+                .filter(|(_, f)| f.runner == runner)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        let n = failed.len();
+        for f in failed {
+            let _ = f.reply.send(Outcome::Failed(error.clone()));
+        }
+        n
+    }
+
+    /// Signalled when a runner must be reset (an invocation it held passed its deadline).
+    /// Only a runner waiting on it at that moment is reset.
+    pub fn reset_signal(&self, runner: RunnerId) -> &Notify {
+        &self.resets[runner.min(self.resets.len() - 1)]
+    }
+
+    /// Becomes true once a runner has asked for an invocation: the function is ready.
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// Invocations waiting for a runner.
+    pub fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Invocations a runner holds.
+    pub fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn expire(&self, id: &str) -> Option<RunnerId> {
+        self.lock().remove(id).map(|f| f.runner)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, InFlight>> {
+        // A panic elsewhere must not wedge every invocation: the map stays consistent
+        // because every critical section is a single insert or remove.
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The caller's side of one invocation.
+pub struct Ticket {
+    id: Arc<str>,
+    rx: oneshot::Receiver<Outcome>,
+    ttl: Duration,
+    deadline: Instant,
+    dispatcher: Arc<Dispatcher>,
+    _admission: Admission,
+}
+
+impl Ticket {
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// Waits for the outcome, or for the deadline: then the invocation is withdrawn if
+    /// still queued, or its runner is reset if it held it.
+    pub async fn outcome(mut self) -> Outcome {
+        match tokio::time::timeout_at(self.deadline.into(), &mut self.rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Outcome::Failed(InvocationError::ShuttingDown),
+            Err(_elapsed) => {
+                self.rx.close();
+                if let Ok(outcome) = self.rx.try_recv() {
+                    return outcome;
+                }
+                if let Some(runner) = self.dispatcher.expire(&self.id) {
+                    self.dispatcher.reset_signal(runner).notify_waiters();
+                }
+                Outcome::Failed(InvocationError::Timeout(self.ttl))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(body: &'static str) -> Event {
+        Event {
+            body: Bytes::from_static(body.as_bytes()),
+            ..Event::default()
+        }
+    }
+
+    fn respond(body: &'static str) -> Outcome {
+        Outcome::Response {
+            body: Bytes::from_static(body.as_bytes()),
+            content_type: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invocation_round_trips_once() {
+        let d = Dispatcher::new(1, 4);
+        let t = d.enqueue(d.admit().unwrap(), event("hi"), Duration::from_secs(5));
+        let inv = d.next(0).await;
+        assert_eq!(&inv.event.body[..], b"hi");
+        assert_eq!(&inv.id, t.id());
+        d.complete(&inv.id, respond("yo")).unwrap();
+        assert!(
+            d.complete(&inv.id, respond("again")).is_err(),
+            "never twice"
+        );
+        match t.outcome().await {
+            Outcome::Response { body, .. } => assert_eq!(&body[..], b"yo"),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn admission_is_bounded_and_released() {
+        let d = Dispatcher::new(1, 1);
+        let t = d.enqueue(d.admit().unwrap(), event("a"), Duration::from_secs(5));
+        assert!(d.admit().is_err());
+        let inv = d.next(0).await;
+        d.complete(&inv.id, respond("")).unwrap();
+        t.outcome().await;
+        assert!(d.admit().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_invocation_is_withdrawn_and_never_delivered() {
+        let d = Dispatcher::new(1, 4);
+        let late = d.enqueue(d.admit().unwrap(), event("late"), Duration::from_millis(10));
+        let outcome = late.outcome().await;
+        assert!(matches!(
+            outcome,
+            Outcome::Failed(InvocationError::Timeout(_))
+        ));
+        let _fresh = d.enqueue(d.admit().unwrap(), event("fresh"), Duration::from_secs(5));
+        assert_eq!(&d.next(0).await.event.body[..], b"fresh");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_in_flight_resets_the_runner() {
+        let d = Dispatcher::new(2, 4);
+        let t = d.enqueue(d.admit().unwrap(), event("slow"), Duration::from_millis(10));
+        let inv = d.next(1).await;
+        let reset = d.reset_signal(1).notified();
+        tokio::pin!(reset);
+        reset.as_mut().enable();
+        assert!(matches!(
+            t.outcome().await,
+            Outcome::Failed(InvocationError::Timeout(_))
+        ));
+        reset.await;
+        assert!(d.complete(&inv.id, respond("too late")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_dead_runner_fails_only_its_own_invocations() {
+        let d = Dispatcher::new(2, 4);
+        let a = d.enqueue(d.admit().unwrap(), event("a"), Duration::from_secs(5));
+        let b = d.enqueue(d.admit().unwrap(), event("b"), Duration::from_secs(5));
+        let ia = d.next(0).await;
+        let ib = d.next(1).await;
+        let err = InvocationError::RunnerExited("signal 9".into());
+        assert_eq!(d.fail_runner(0, err), 1);
+        assert!(matches!(
+            a.outcome().await,
+            Outcome::Failed(InvocationError::RunnerExited(_))
+        ));
+        assert!(d.complete(&ia.id, respond("")).is_err());
+        d.complete(&ib.id, respond("b")).unwrap();
+        assert!(matches!(b.outcome().await, Outcome::Response { .. }));
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_first_poll() {
+        let d = Dispatcher::new(1, 4);
+        let ready = d.ready();
+        assert!(!*ready.borrow());
+        let poll = d.next(0);
+        tokio::pin!(poll);
+        assert!(futures_poll_once(poll.as_mut()).await.is_none());
+        assert!(*ready.borrow());
+    }
+
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
+        tokio::time::timeout(Duration::from_millis(10), f)
+            .await
+            .ok()
+    }
+}

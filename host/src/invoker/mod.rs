@@ -1,0 +1,4 @@
+//! Invokers own the runners that take invocations from the Dispatcher: `native` starts and
+//! supervises bootstrap processes.
+
+pub mod native;

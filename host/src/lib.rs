@@ -1,0 +1,135 @@
+//! aws-custom-runtime: runs AWS Lambda custom-runtime functions behind an HTTP endpoint.
+//!
+//! One [`dispatch::Dispatcher`] sits between thin front-ends: the public endpoint
+//! ([`public`]) admits requests as invocations, the Runtime API ([`runtime_api`]) hands
+//! them to native bootstraps that [`invoker::native`] supervises. [`run`] wires them.
+
+pub mod config;
+pub mod dispatch;
+pub mod invoker;
+pub mod lambda_error;
+pub mod public;
+pub mod reply;
+pub mod runtime_api;
+pub mod serve;
+pub mod wrapper;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use http::HeaderValue;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::public::Public;
+use crate::runtime_api::RuntimeApi;
+
+/// Runs the host until `shutdown` resolves, then drains: the public endpoint stops
+/// accepting, invocations in flight finish (up to `FUNCTION_TTL`), bootstraps are stopped.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let runners = config.invoker_count.max(1);
+    let dispatcher = Dispatcher::new(runners, config.queue_size);
+    let api = Arc::new(RuntimeApi {
+        dispatcher: dispatcher.clone(),
+        function_arn: HeaderValue::from_str(&config.function.arn())
+            .context("the function ARN is not a valid header value")?,
+        body_limit: config.body_limit,
+    });
+
+    // The Runtime API listens before any bootstrap starts.
+    let api_stop = CancellationToken::new();
+    let mut api_addrs = Vec::with_capacity(runners);
+    for runner in 0..runners {
+        let port = match config.internal_api_port {
+            Some(base) => u16::try_from(usize::from(base) + runner)
+                .context("INTERNAL_API_PORT + INVOKER_COUNT passes port 65535")?,
+            None => 0,
+        };
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{port} (INTERNAL_API_PORT)"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(bootstrap = runner, "Runtime API listening on {addr}");
+        api_addrs.push(addr);
+        tokio::spawn(api.clone().serve(listener, runner, api_stop.clone()));
+    }
+
+    let runner_stop = CancellationToken::new();
+    let mut supervisors = JoinSet::new();
+    for (runner, addr) in api_addrs.iter().enumerate().take(config.invoker_count) {
+        supervisors.spawn(invoker::native::supervise(
+            runner,
+            *addr,
+            config.clone(),
+            dispatcher.clone(),
+            runner_stop.clone(),
+        ));
+    }
+
+    // The public port opens only once a bootstrap polls, so a readiness probe tells the truth.
+    tokio::pin!(shutdown);
+    let mut ready = dispatcher.ready();
+    tokio::select! {
+        _ = ready.wait_for(|r| *r) => {}
+        _ = &mut shutdown => {
+            tracing::info!("stopped before any bootstrap was ready");
+            runner_stop.cancel();
+            while supervisors.join_next().await.is_some() {}
+            return Ok(());
+        }
+    }
+    let listener = bind_public(config.public_addr).await?;
+    tracing::info!(
+        "function ready; public endpoint listening on {}",
+        listener.local_addr()?
+    );
+    let public = Arc::new(Public {
+        dispatcher: dispatcher.clone(),
+        body_limit: config.body_limit,
+        function_ttl: config.function_ttl,
+    });
+    let public_stop = CancellationToken::new();
+    let drain = config.function_ttl + Duration::from_secs(1);
+    let server = tokio::spawn(serve::serve(
+        listener,
+        public_stop.clone(),
+        Some(drain),
+        move |req| {
+            let public = public.clone();
+            async move { public.handle(req).await }
+        },
+    ));
+
+    shutdown.await;
+    tracing::info!(
+        in_flight = dispatcher.in_flight(),
+        queued = dispatcher.queued(),
+        "shutting down: no new requests; finishing the ones in flight"
+    );
+    public_stop.cancel();
+    let _ = server.await;
+    runner_stop.cancel();
+    while supervisors.join_next().await.is_some() {}
+    api_stop.cancel();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Binds the public port on every address, IPv6 and IPv4 where the host has both.
+async fn bind_public(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    if addr.ip() == Ipv4Addr::UNSPECIFIED {
+        if let Ok(l) = TcpListener::bind((Ipv6Addr::UNSPECIFIED, addr.port())).await {
+            return Ok(l);
+        }
+    }
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (PORT)"))
+}

@@ -1,0 +1,153 @@
+//! Event wrappers: pure functions from an HTTP request to an event and from an outcome to
+//! an HTTP reply. Passthrough: the body is the event, the function's response the reply.
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use crate::dispatch::{Event, Outcome};
+use crate::reply::{self, Reply};
+
+/// The request becomes the event: its body, its content type and the context headers
+/// a caller of AWS's Invoke API would send.
+pub fn decode(headers: &HeaderMap, body: Bytes) -> Event {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    Event {
+        body,
+        content_type: text(header::CONTENT_TYPE.as_str()).map(str::to_owned),
+        client_context: text("x-amz-client-context").map(client_context),
+        cognito_identity: text("x-amz-cognito-identity").map(str::to_owned),
+        trace_id: Some(
+            text("x-amzn-trace-id")
+                .map(str::to_owned)
+                .unwrap_or_else(new_trace_id),
+        ),
+    }
+}
+
+/// AWS's Invoke API takes the client context base64-encoded and hands it to the function
+/// decoded; a value that is not base64 of a header-safe text is passed as it came.
+fn client_context(raw: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| HeaderValue::from_str(s).is_ok())
+        .unwrap_or_else(|| raw.to_owned())
+}
+
+/// An X-Ray trace header: `Root=1-{epoch seconds, hex}-{96 random bits, hex};Sampled=0`.
+fn new_trace_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("Root=1-{secs:08x}-{};Sampled=0", &random[..24])
+}
+
+/// The outcome becomes the reply.
+pub fn encode(request_id: &str, outcome: Outcome) -> Reply {
+    match outcome {
+        Outcome::Response { body, content_type } => {
+            let ct = response_content_type(content_type.as_deref(), &body);
+            reply::with_body(StatusCode::OK, ct, body)
+        }
+        Outcome::FunctionError(err) => {
+            let body = serde_json::to_vec(&err).unwrap_or_default();
+            let mut r =
+                reply::with_body(StatusCode::INTERNAL_SERVER_ERROR, reply::JSON, body.into());
+            r.headers_mut().insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
+            r
+        }
+        Outcome::Failed(err) => reply::invocation_error(request_id, &err),
+    }
+}
+
+/// The function's own content type, unless it is absent or curl's default for `-d`
+/// (what a shell bootstrap posts without meaning it); then JSON, text or bytes by content.
+fn response_content_type(declared: Option<&str>, body: &[u8]) -> HeaderValue {
+    let declared = declared
+        .filter(|c| !c.starts_with("application/x-www-form-urlencoded"))
+        .and_then(|c| HeaderValue::from_str(c).ok());
+    if let Some(ct) = declared {
+        return ct;
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        reply::JSON
+    } else if std::str::from_utf8(body).is_ok() {
+        HeaderValue::from_static("text/plain; charset=utf-8")
+    } else {
+        HeaderValue::from_static("application/octet-stream")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::InvocationError;
+    use crate::lambda_error::FunctionError;
+
+    #[test]
+    fn decode_takes_body_type_and_context() {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("text/csv"));
+        let cc = base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"k":"v"}}"#);
+        h.insert("x-amz-client-context", cc.parse().unwrap());
+        h.insert("x-amzn-trace-id", HeaderValue::from_static("Root=1-a-b"));
+        let e = decode(&h, Bytes::from_static(b"a,b"));
+        assert_eq!(&e.body[..], b"a,b");
+        assert_eq!(e.content_type.as_deref(), Some("text/csv"));
+        assert_eq!(e.client_context.as_deref(), Some(r#"{"custom":{"k":"v"}}"#));
+        assert_eq!(e.trace_id.as_deref(), Some("Root=1-a-b"));
+    }
+
+    #[test]
+    fn a_trace_id_is_made_when_none_comes() {
+        let e = decode(&HeaderMap::new(), Bytes::new());
+        let t = e.trace_id.unwrap();
+        assert!(t.starts_with("Root=1-") && t.ends_with(";Sampled=0"), "{t}");
+        assert_eq!(t.len(), "Root=1-".len() + 8 + 1 + 24 + ";Sampled=0".len());
+    }
+
+    #[test]
+    fn response_content_types() {
+        let ct = |d, b: &[u8]| response_content_type(d, b);
+        assert_eq!(ct(Some("image/png"), b"\x89PNG"), "image/png");
+        assert_eq!(
+            ct(Some("application/x-www-form-urlencoded"), b"{}"),
+            "application/json"
+        );
+        assert_eq!(ct(None, b"\"hi\""), "application/json");
+        assert_eq!(ct(None, b"hello"), "text/plain; charset=utf-8");
+        assert_eq!(ct(None, b"\xff\x00"), "application/octet-stream");
+        assert_eq!(ct(None, b""), "text/plain; charset=utf-8");
+    }
+
+    #[test]
+    fn outcomes_map_to_statuses() {
+        let err = FunctionError::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
+        let r = encode("id", Outcome::FunctionError(err));
+        assert_eq!(r.status(), 500);
+        assert_eq!(r.headers()["x-amz-function-error"], "Unhandled");
+        let r = encode(
+            "id",
+            Outcome::Failed(InvocationError::Timeout(std::time::Duration::from_secs(1))),
+        );
+        assert_eq!(r.status(), 504);
+        let r = encode(
+            "id",
+            Outcome::Failed(InvocationError::RunnerExited("x".into())),
+        );
+        assert_eq!(r.status(), 502);
+    }
+}
