@@ -32,7 +32,10 @@ impl Public {
             Ok(b) => b,
             Err(e) => return e.reply(),
         };
-        let event = wrapper::decode(&parts.headers, body);
+        let event = match wrapper::decode(&parts.headers, body) {
+            Ok(e) => e,
+            Err(e) => return e.reply(),
+        };
         let ticket = self.dispatcher.enqueue(admission, event, self.function_ttl);
         let id = ticket.id().clone();
         // The wait runs in its own task so that a caller who hangs up still has its

@@ -8,9 +8,24 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use crate::dispatch::{Event, Outcome};
 use crate::reply::{self, Reply};
 
+/// A request that cannot become an event.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRequest(pub String);
+
+impl BadRequest {
+    pub fn reply(&self) -> Reply {
+        reply::error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            &self.0,
+        )
+    }
+}
+
 /// The request becomes the event: its body, its content type and the context headers
 /// a caller of AWS's Invoke API would send.
-pub fn decode(headers: &HeaderMap, body: Bytes) -> Event {
+pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Event, BadRequest> {
     let text = |name: &str| {
         headers
             .get(name)
@@ -18,28 +33,45 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Event {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    Event {
+    let client_context = match text("x-amz-client-context") {
+        Some(raw) => Some(client_context(raw)?),
+        None => None,
+    };
+    let cognito_identity = match text("x-amz-cognito-identity") {
+        Some(raw) => Some(json_object(raw.to_owned(), "X-Amz-Cognito-Identity")?),
+        None => None,
+    };
+    Ok(Event {
         body,
         content_type: text(header::CONTENT_TYPE.as_str()).map(str::to_owned),
-        client_context: text("x-amz-client-context").map(client_context),
-        cognito_identity: text("x-amz-cognito-identity").map(str::to_owned),
+        client_context,
+        cognito_identity,
         trace_id: Some(
             text("x-amzn-trace-id")
                 .map(str::to_owned)
                 .unwrap_or_else(new_trace_id),
         ),
-    }
+    })
 }
 
-/// AWS's Invoke API takes the client context base64-encoded and hands it to the function
-/// decoded; a value that is not base64 of a header-safe text is passed as it came.
-fn client_context(raw: &str) -> String {
-    base64::engine::general_purpose::STANDARD
+/// As AWS's Invoke API: the client context comes base64-encoded and must be a JSON object;
+/// the function receives it decoded.
+fn client_context(raw: &str) -> Result<String, BadRequest> {
+    let bad = || BadRequest("X-Amz-Client-Context must be a base64-encoded JSON object".into());
+    let bytes = base64::engine::general_purpose::STANDARD
         .decode(raw)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| HeaderValue::from_str(s).is_ok())
-        .unwrap_or_else(|| raw.to_owned())
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    json_object(text, "X-Amz-Client-Context")
+}
+
+/// `text` if it is a JSON object fit for a header (runtime clients parse it and fail hard
+/// on anything else); newlines are removed.
+fn json_object(text: String, header: &str) -> Result<String, BadRequest> {
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v.to_string()),
+        _ => Err(BadRequest(format!("{header} must be a JSON object"))),
+    }
 }
 
 /// An X-Ray trace header: `Root=1-{epoch seconds, hex}-{96 random bits, hex};Sampled=0`.
@@ -104,7 +136,7 @@ mod tests {
         let cc = base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"k":"v"}}"#);
         h.insert("x-amz-client-context", cc.parse().unwrap());
         h.insert("x-amzn-trace-id", HeaderValue::from_static("Root=1-a-b"));
-        let e = decode(&h, Bytes::from_static(b"a,b"));
+        let e = decode(&h, Bytes::from_static(b"a,b")).unwrap();
         assert_eq!(&e.body[..], b"a,b");
         assert_eq!(e.content_type.as_deref(), Some("text/csv"));
         assert_eq!(e.client_context.as_deref(), Some(r#"{"custom":{"k":"v"}}"#));
@@ -113,10 +145,19 @@ mod tests {
 
     #[test]
     fn a_trace_id_is_made_when_none_comes() {
-        let e = decode(&HeaderMap::new(), Bytes::new());
+        let e = decode(&HeaderMap::new(), Bytes::new()).unwrap();
         let t = e.trace_id.unwrap();
         assert!(t.starts_with("Root=1-") && t.ends_with(";Sampled=0"), "{t}");
         assert_eq!(t.len(), "Root=1-".len() + 8 + 1 + 24 + ";Sampled=0".len());
+    }
+
+    #[test]
+    fn a_bad_client_context_is_refused() {
+        for bad in ["not base64!", "bm90IGpzb24=", "WzEsMl0="] {
+            let mut h = HeaderMap::new();
+            h.insert("x-amz-client-context", bad.parse().unwrap());
+            assert!(decode(&h, Bytes::new()).is_err(), "{bad}");
+        }
     }
 
     #[test]

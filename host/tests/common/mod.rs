@@ -1,0 +1,255 @@
+//! Starts the real `aws-custom-runtime` binary for a test and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aws-custom-runtime");
+
+/// The folder the workspace builds binaries into (target/debug or target/release).
+pub fn target_dir() -> PathBuf {
+    Path::new(BIN).parent().unwrap().to_path_buf()
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A built binary of the workspace, or a clear failure saying how to build it.
+pub fn built(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test` (it builds the test functions first)",
+        p.display()
+    );
+    p
+}
+
+/// A fresh function folder whose `bootstrap` is `bootstrap` (a copy), with extra files.
+pub fn function_dir(bootstrap: &Path, extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(bootstrap, dir.path().join("bootstrap")).unwrap();
+    for (name, content) in extra {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    dir
+}
+
+/// A function folder with a shell-script bootstrap.
+pub fn script_dir(script: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bootstrap");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running host. Killed on drop; its log is printed when the test failed.
+pub struct Host {
+    child: Child,
+    pub port: u16,
+    logs: Arc<Mutex<String>>,
+    pub client: reqwest::Client,
+}
+
+impl Host {
+    /// Starts the host on `task_root` and waits until its public port accepts connections.
+    pub fn start(task_root: &Path, env: &[(&str, &str)]) -> Host {
+        let host = Host::spawn(task_root, env);
+        host.wait_ready(Duration::from_secs(30));
+        host
+    }
+
+    /// Starts the host without waiting for it.
+    pub fn spawn(task_root: &Path, env: &[(&str, &str)]) -> Host {
+        let port = free_port();
+        let mut cmd = Command::new(BIN);
+        cmd.env("PORT", port.to_string())
+            .env("LAMBDA_TASK_ROOT", task_root)
+            .env("RUST_LOG", "info")
+            .env_remove("INTERNAL_API_PORT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start aws-custom-runtime");
+        let logs = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let mut l = logs.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .unwrap();
+        Host {
+            child,
+            port,
+            logs,
+            client,
+        }
+    }
+
+    pub fn wait_ready(&self, within: Duration) {
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < within,
+                "host not ready after {within:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// As `wait_ready`, yielding to the test's other tasks meanwhile.
+    pub async fn ready(&self, within: Duration) {
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < within,
+                "host not ready after {within:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn is_listening(&self) -> bool {
+        TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits until the log holds `needle`.
+    pub fn wait_log(&self, needle: &str, within: Duration) {
+        let start = Instant::now();
+        while !self.logs().contains(needle) {
+            assert!(
+                start.elapsed() < within,
+                "log never said {needle:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The Runtime API address the log announces for bootstrap `n`.
+    pub fn runtime_api(&self, n: usize) -> String {
+        let needle = "Runtime API listening on ";
+        self.wait_log(needle, Duration::from_secs(10));
+        self.logs()
+            .lines()
+            .filter(|l| l.contains(needle) && l.contains(&format!("bootstrap={n}")))
+            .filter_map(|l| l.split(needle).nth(1))
+            .map(|rest| rest.split_whitespace().next().unwrap().to_string())
+            .next()
+            .unwrap_or_else(|| panic!("no Runtime API for bootstrap {n}:\n{}", self.logs()))
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                start.elapsed() < within,
+                "host did not exit within {within:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// POSTs JSON and returns status and parsed body.
+    pub async fn invoke(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self.post("/", body.to_string()).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}\n{}", self.logs()));
+        (status, value)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- host log ----\n{}", self.logs());
+        }
+    }
+}
+
+/// Runs `aws-custom-runtime` to completion (for start-up failures).
+pub fn run_to_exit(env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.env("PORT", free_port().to_string());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("run aws-custom-runtime");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    (out.status, text)
+}
