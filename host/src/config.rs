@@ -268,7 +268,7 @@ fn lambda_env(
     ];
     let mut out: BTreeMap<String, String> = defaults
         .into_iter()
-        .filter(|(k, _)| !env.get(*k).is_some_and(|v| !v.is_empty()))
+        .filter(|(k, _)| env.get(*k).is_none_or(|v| v.is_empty()))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     // The host decides these whatever the environment says.

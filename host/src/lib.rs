@@ -124,10 +124,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
 /// Binds the public port on every address, IPv6 and IPv4 where the host has both.
 async fn bind_public(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    if addr.ip() == Ipv4Addr::UNSPECIFIED {
-        if let Ok(l) = TcpListener::bind((Ipv6Addr::UNSPECIFIED, addr.port())).await {
-            return Ok(l);
-        }
+    if addr.ip() == Ipv4Addr::UNSPECIFIED
+        && let Ok(l) = TcpListener::bind((Ipv6Addr::UNSPECIFIED, addr.port())).await
+    {
+        return Ok(l);
     }
     TcpListener::bind(addr)
         .await

@@ -60,13 +60,12 @@ pub async fn serve<F, Fut>(
         };
     }
     drop(listener);
-    if let (Some(drain), Some(graceful)) = (drain, graceful) {
-        if tokio::time::timeout(drain, graceful.shutdown())
+    if let (Some(drain), Some(graceful)) = (drain, graceful)
+        && tokio::time::timeout(drain, graceful.shutdown())
             .await
             .is_err()
-        {
-            tracing::warn!("connections still open after {drain:?}; closing them");
-        }
+    {
+        tracing::warn!("connections still open after {drain:?}; closing them");
     }
 }
 

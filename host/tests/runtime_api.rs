@@ -250,7 +250,8 @@ async fn malformed_paths_and_wrong_methods_get_json_errors() {
 #[tokio::test]
 async fn error_posts_in_every_dialect_reach_the_caller_as_lambda_errors() {
     let api = Api::start(&[]).await;
-    let cases: [(&[(&str, &str)], &'static str, Value); 5] = [
+    type Case = (&'static [(&'static str, &'static str)], &'static str, Value);
+    let cases: [Case; 5] = [
         (
             &[("Lambda-Runtime-Function-Error-Type", "Runtime.Unknown")],
             r#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":["l1"]}"#,
