@@ -68,6 +68,47 @@ pub struct Args {
     #[arg(long, env = "QUEUE_SIZE", value_name = "QUEUE_SIZE", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue_size: u32,
+
+    /// WASI functions: `loop` (long-lived instances, globals persist between invocations, as
+    /// on AWS) or `invocation` (a fresh sandbox for every invocation, for multi-tenant use).
+    #[arg(long, env = "WASM_ISOLATION", value_name = "WASM_ISOLATION", default_value = "loop",
+          value_parser = parse_isolation)]
+    pub wasm_isolation: Isolation,
+
+    /// WASI functions: linear memory cap per instance (e.g. 128MiB, 64MB, 512KiB; a bare
+    /// number is MiB). Default: AWS_LAMBDA_FUNCTION_MEMORY_SIZE MiB.
+    #[arg(long, env = "WASM_MEMORY_LIMIT", value_name = "WASM_MEMORY_LIMIT",
+          value_parser = parse_memory)]
+    pub wasm_memory_limit: Option<usize>,
+
+    /// WASI functions: folder of precompiled modules (created private to this user).
+    /// Default: aws-custom-runtime-cache in the temp folder; `off` disables the cache.
+    #[arg(long, env = "WASM_CACHE_DIR", value_name = "WASM_CACHE_DIR")]
+    pub wasm_cache_dir: Option<String>,
+}
+
+/// How WASI instances map to invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    Loop,
+    Invocation,
+}
+
+/// What runs the function.
+#[derive(Debug, Clone)]
+pub enum FunctionKind {
+    /// An executable `bootstrap`, started as processes.
+    Native { bootstrap: PathBuf },
+    /// `bootstrap.wasm`, run in wasmtime.
+    Wasm(WasmSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct WasmSettings {
+    pub module: PathBuf,
+    pub isolation: Isolation,
+    pub memory_limit: usize,
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// How requests become events and outcomes become replies.
@@ -86,7 +127,7 @@ pub struct Config {
     pub function_ttl: Duration,
     pub response_format: ResponseFormat,
     pub task_root: PathBuf,
-    pub bootstrap: PathBuf,
+    pub kind: FunctionKind,
     pub queue_size: usize,
     pub function: FunctionInfo,
     /// Environment given to every bootstrap on top of the host's own (which it inherits).
@@ -162,10 +203,6 @@ impl Config {
                 reason: "not a folder".into(),
             });
         }
-        let bootstrap = task_root.join("bootstrap");
-        if args.invoker_count > 0 {
-            check_executable(&bootstrap)?;
-        }
         let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
         let memory_mb = match get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
             None => 128,
@@ -188,6 +225,35 @@ impl Config {
             handler: args.handler.filter(|h| !h.is_empty()),
         };
         let lambda_env = lambda_env(&function, &task_root, env);
+        let module = task_root.join("bootstrap.wasm");
+        let kind = if module.is_file() {
+            if args.invoker_count == 0 {
+                return Err(ConfigError::Invalid {
+                    var: "INVOKER_COUNT",
+                    value: "0".into(),
+                    reason: "a WASI function needs at least one instance".into(),
+                });
+            }
+            let cache_dir = match args.wasm_cache_dir.as_deref().map(str::trim) {
+                Some("off") => None,
+                Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+                _ => Some(std::env::temp_dir().join("aws-custom-runtime-cache")),
+            };
+            FunctionKind::Wasm(WasmSettings {
+                module,
+                isolation: args.wasm_isolation,
+                memory_limit: args
+                    .wasm_memory_limit
+                    .unwrap_or(function.memory_mb as usize * MIB),
+                cache_dir,
+            })
+        } else {
+            let bootstrap = task_root.join("bootstrap");
+            if args.invoker_count > 0 {
+                check_executable(&bootstrap)?;
+            }
+            FunctionKind::Native { bootstrap }
+        };
         Ok(Config {
             public_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port)),
             internal_api_port: args.internal_api_port.filter(|p| *p != 0),
@@ -196,7 +262,7 @@ impl Config {
             function_ttl: args.function_ttl,
             response_format: args.response_format.unwrap_or(ResponseFormat::Passthrough),
             task_root,
-            bootstrap,
+            kind,
             queue_size: args.queue_size as usize,
             function,
             lambda_env,
@@ -204,11 +270,14 @@ impl Config {
     }
 }
 
+const MIB: usize = 1 << 20;
+
 fn check_executable(path: &Path) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| {
         ConfigError::Bootstrap(format!(
-            "no bootstrap: {} cannot be read ({e}); LAMBDA_TASK_ROOT must name the function's folder",
+            "no bootstrap: {} cannot be read ({e}), and there is no bootstrap.wasm; \
+             LAMBDA_TASK_ROOT must name the function's folder",
             path.display()
         ))
     })?;
@@ -221,9 +290,9 @@ fn check_executable(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The variables AWS sets in a Lambda execution environment. Values the user set in the
-/// host environment win, except where the host must decide (set per bootstrap elsewhere:
-/// `AWS_LAMBDA_RUNTIME_API`).
+/// The variables AWS sets in a Lambda execution environment, with their effective values:
+/// the user's where the host environment sets them, else AWS's defaults; the task root,
+/// library path and handler are the host's. (`AWS_LAMBDA_RUNTIME_API` is per bootstrap.)
 fn lambda_env(
     f: &FunctionInfo,
     task_root: &Path,
@@ -268,8 +337,10 @@ fn lambda_env(
     ];
     let mut out: BTreeMap<String, String> = defaults
         .into_iter()
-        .filter(|(k, _)| env.get(*k).is_none_or(|v| v.is_empty()))
-        .map(|(k, v)| (k.to_string(), v))
+        .map(|(k, default)| {
+            let value = env.get(k).filter(|v| !v.is_empty()).cloned();
+            (k.to_string(), value.unwrap_or(default))
+        })
         .collect();
     // The host decides these whatever the environment says.
     out.insert("LAMBDA_TASK_ROOT".into(), root);
@@ -302,6 +373,46 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+fn parse_isolation(s: &str) -> Result<Isolation, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "loop" => Ok(Isolation::Loop),
+        "invocation" => Ok(Isolation::Invocation),
+        _ => Err("expected loop or invocation".into()),
+    }
+}
+
+/// A memory size: a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB); a bare
+/// number is MiB, as `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`.
+pub fn parse_memory(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("expected a size such as 128MiB, got {s:?}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "mi" | "mib" | "m" => MIB as f64,
+        "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "ki" | "kib" => 1024.0,
+        "mb" => 1e6,
+        "g" | "gi" | "gib" => (1u64 << 30) as f64,
+        "gb" => 1e9,
+        u => {
+            return Err(format!(
+                "unknown unit {u:?} (use KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    let bytes = n * mult;
+    if !(65_536.0..=(4u64 << 30) as f64).contains(&bytes) {
+        return Err("expected a size between 64KiB (one wasm page) and 4GiB".into());
+    }
+    Ok(bytes as usize)
 }
 
 fn parse_format(s: &str) -> Result<ResponseFormat, String> {
@@ -404,6 +515,17 @@ mod tests {
         assert_eq!(parse_megabytes("0.5"), Ok(500_000));
         assert!(parse_megabytes("0").is_err());
         assert!(parse_megabytes("lots").is_err());
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("128"), Ok(128 << 20));
+        assert_eq!(parse_memory("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_memory("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_memory("500 KB"), Ok(500_000));
+        assert!(parse_memory("1KiB").is_err());
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("8GiB").is_err());
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub enum InvocationError {
     RunnerExited(String),
     #[error("Response payload size ({0} bytes) exceeded maximum allowed payload size ({1} bytes).")]
     ResponseTooLarge(usize, usize),
+    #[error("the function crashed: {0}")]
+    Trap(String),
+    #[error("the function failed to initialize: {0}")]
+    InitFailed(String),
     #[error("the host is shutting down")]
     ShuttingDown,
 }

@@ -25,8 +25,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, FunctionKind};
 use crate::dispatch::Dispatcher;
+use crate::invoker::wasm::WasmFunction;
 use crate::public::Public;
 use crate::runtime_api::RuntimeApi;
 
@@ -43,35 +44,36 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         body_limit: config.body_limit,
     });
 
-    // The Runtime API listens before any bootstrap starts.
     let api_stop = CancellationToken::new();
-    let mut api_addrs = Vec::with_capacity(runners);
-    for runner in 0..runners {
-        let port = match config.internal_api_port {
-            Some(base) => u16::try_from(usize::from(base) + runner)
-                .context("INTERNAL_API_PORT + INVOKER_COUNT passes port 65535")?,
-            None => 0,
-        };
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{port} (INTERNAL_API_PORT)"))?;
-        let addr = listener.local_addr()?;
-        tracing::info!(bootstrap = runner, "Runtime API listening on {addr}");
-        api_addrs.push(addr);
-        tokio::spawn(api.clone().serve(listener, runner, api_stop.clone()));
-    }
-
     let runner_stop = CancellationToken::new();
-    let mut supervisors = JoinSet::new();
-    for (runner, addr) in api_addrs.iter().enumerate().take(config.invoker_count) {
-        supervisors.spawn(invoker::native::supervise(
-            runner,
-            *addr,
-            config.clone(),
-            dispatcher.clone(),
-            runner_stop.clone(),
-        ));
+    let mut runners_set = JoinSet::new();
+    match &config.kind {
+        FunctionKind::Native { bootstrap } => {
+            // The Runtime API listens before any bootstrap starts.
+            let addrs = listen_runtime_api(&config, &api, runners, &api_stop).await?;
+            for (runner, addr) in addrs.iter().enumerate().take(config.invoker_count) {
+                runners_set.spawn(invoker::native::supervise(
+                    runner,
+                    *addr,
+                    bootstrap.clone(),
+                    config.clone(),
+                    dispatcher.clone(),
+                    runner_stop.clone(),
+                ));
+            }
+        }
+        FunctionKind::Wasm(settings) => {
+            let (c, s, d) = (config.clone(), settings.clone(), dispatcher.clone());
+            let function = tokio::task::spawn_blocking(move || WasmFunction::load(&c, &s, d))
+                .await
+                .context("loading the wasm module panicked")??;
+            let function = Arc::new(function);
+            for runner in 0..runners {
+                runners_set.spawn(function.clone().run(runner, runner_stop.clone()));
+            }
+        }
     }
+    let mut supervisors = runners_set;
 
     // The public port opens only once a bootstrap polls, so a readiness probe tells the truth.
     tokio::pin!(shutdown);
@@ -120,6 +122,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     api_stop.cancel();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One Runtime API listener per bootstrap, so that the host knows which process holds
+/// which invocation.
+async fn listen_runtime_api(
+    config: &Config,
+    api: &Arc<RuntimeApi>,
+    runners: usize,
+    stop: &CancellationToken,
+) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut addrs = Vec::with_capacity(runners);
+    for runner in 0..runners {
+        let port = match config.internal_api_port {
+            Some(base) => u16::try_from(usize::from(base) + runner)
+                .context("INTERNAL_API_PORT + INVOKER_COUNT passes port 65535")?,
+            None => 0,
+        };
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{port} (INTERNAL_API_PORT)"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(bootstrap = runner, "Runtime API listening on {addr}");
+        addrs.push(addr);
+        tokio::spawn(api.clone().serve(listener, runner, stop.clone()));
+    }
+    Ok(addrs)
 }
 
 /// Binds the public port on every address, IPv6 and IPv4 where the host has both.

@@ -39,6 +39,8 @@ pub fn invocation_error(request_id: &str, err: &InvocationError) -> Reply {
         InvocationError::ResponseTooLarge(..) => {
             (StatusCode::BAD_GATEWAY, "Function.ResponseSizeTooLarge")
         }
+        InvocationError::Trap(_) => (StatusCode::BAD_GATEWAY, "Runtime.WasmTrap"),
+        InvocationError::InitFailed(_) => (StatusCode::BAD_GATEWAY, "Runtime.InitError"),
         InvocationError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
     };
     error(

@@ -1,4 +1,5 @@
 //! Invokers own the runners that take invocations from the Dispatcher: `native` starts and
-//! supervises bootstrap processes.
+//! supervises bootstrap processes, `wasm` runs `bootstrap.wasm` instances in wasmtime.
 
 pub mod native;
+pub mod wasm;

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ enum Ended {
 pub async fn supervise(
     runner: RunnerId,
     api: SocketAddr,
+    bootstrap: PathBuf,
     config: Arc<Config>,
     dispatcher: Arc<Dispatcher>,
     stop: CancellationToken,
@@ -42,13 +44,13 @@ pub async fn supervise(
     let mut backoff = Duration::ZERO;
     while !stop.is_cancelled() {
         let started = Instant::now();
-        let mut child = match spawn(runner, api, &config) {
+        let mut child = match spawn(runner, api, &bootstrap, &config) {
             Ok(child) => child,
             Err(e) => {
                 tracing::error!(
                     bootstrap = runner,
                     "cannot start {}: {e}",
-                    config.bootstrap.display()
+                    bootstrap.display()
                 );
                 backoff = next_backoff(backoff, Duration::ZERO);
                 if pause(backoff, &stop).await {
@@ -155,8 +157,13 @@ async fn terminate(child: &mut Child, pid: Option<Pid>) {
     }
 }
 
-fn spawn(runner: RunnerId, api: SocketAddr, config: &Config) -> std::io::Result<Child> {
-    let mut cmd = Command::new(&config.bootstrap);
+fn spawn(
+    runner: RunnerId,
+    api: SocketAddr,
+    bootstrap: &Path,
+    config: &Config,
+) -> std::io::Result<Child> {
+    let mut cmd = Command::new(bootstrap);
     cmd.current_dir(&config.task_root)
         .envs(&config.lambda_env)
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())

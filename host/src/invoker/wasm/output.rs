@@ -1,0 +1,181 @@
+//! Guest stdout/stderr: forwarded line by line to the host's log, tagged with the request
+//! id, and never failing (a full pipe would make a guest's `println!` panic). The last
+//! bytes of stderr are kept to explain a trap or a failed plain-WASI command.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Longest line logged as one line; longest stderr tail kept.
+const MAX_LINE: usize = 16 * 1024;
+const TAIL: usize = 4 * 1024;
+
+/// The request id output is tagged with; the runner updates it per invocation.
+pub type RequestTag = Arc<Mutex<Option<Arc<str>>>>;
+
+#[derive(Clone)]
+pub struct LogStream {
+    inner: Arc<Mutex<State>>,
+}
+
+struct State {
+    stream: &'static str,
+    runner: usize,
+    tag: RequestTag,
+    line: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl LogStream {
+    pub fn new(stream: &'static str, runner: usize, tag: RequestTag) -> LogStream {
+        LogStream {
+            inner: Arc::new(Mutex::new(State {
+                stream,
+                runner,
+                tag,
+                line: Vec::new(),
+                tail: Vec::new(),
+            })),
+        }
+    }
+
+    /// The last bytes written, as text (for error messages).
+    pub fn tail(&self) -> String {
+        let state = self.lock();
+        String::from_utf8_lossy(&state.tail).trim().to_owned()
+    }
+
+    /// Forgets the tail (a new invocation starts).
+    pub fn clear_tail(&self) {
+        self.lock().tail.clear();
+    }
+
+    /// Logs a last line that had no newline.
+    pub fn flush_line(&self) {
+        let mut state = self.lock();
+        if !state.line.is_empty() {
+            state.emit();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_bytes(&self, mut bytes: &[u8]) {
+        let mut state = self.lock();
+        state.tail.extend_from_slice(bytes);
+        if state.tail.len() > TAIL {
+            let cut = state.tail.len() - TAIL;
+            state.tail.drain(..cut);
+        }
+        while !bytes.is_empty() {
+            let newline = bytes.iter().position(|b| *b == b'\n');
+            let end = newline.map_or(bytes.len(), |i| i + 1);
+            let room = MAX_LINE - state.line.len();
+            let take = end.min(room);
+            state.line.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if (newline.is_some() && take == end) || state.line.len() >= MAX_LINE {
+                state.emit();
+            }
+        }
+    }
+}
+
+impl State {
+    fn emit(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        let tag = self.tag.lock().ok().and_then(|t| t.clone());
+        let request_id = tag.as_deref().unwrap_or("-");
+        tracing::info!(
+            target: "function",
+            instance = self.runner,
+            stream = self.stream,
+            request_id,
+            "{text}"
+        );
+        self.line.clear();
+    }
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogStream {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LogStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.write_bytes(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for LogStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.write_bytes(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_a_bounded_tail_and_splits_long_lines() {
+        let s = LogStream::new("stderr", 0, Arc::new(Mutex::new(None)));
+        s.write_bytes(b"first\nsecond");
+        assert_eq!(s.tail(), "first\nsecond");
+        s.write_bytes(&vec![b'x'; 3 * MAX_LINE]);
+        assert_eq!(s.lock().line.len(), 0, "full lines are emitted");
+        assert_eq!(s.tail().len(), TAIL);
+        s.clear_tail();
+        assert_eq!(s.tail(), "");
+    }
+}

@@ -1,0 +1,346 @@
+//! WASI functions through the public endpoint of the real binary, in both isolation modes:
+//! the SDK test guest (`guest-probe`), a plain WASI command (`stdio-probe`), the sandbox,
+//! deadlines, limits, traps and the precompiled-module cache.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{Host, target_dir};
+use serde_json::{Value, json};
+
+const MODES: [&str; 2] = ["loop", "invocation"];
+
+fn guest(name: &str) -> PathBuf {
+    let p = target_dir()
+        .parent()
+        .unwrap()
+        .join("wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test` (it builds the wasm guests first)",
+        p.display()
+    );
+    p
+}
+
+/// A function folder holding `name` as bootstrap.wasm and a readable data file.
+fn wasm_function(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guest(name), dir.path().join("bootstrap.wasm")).unwrap();
+    std::fs::write(dir.path().join("data.txt"), "function data").unwrap();
+    dir
+}
+
+fn start(dir: &tempfile::TempDir, mode: &str, env: &[(&str, &str)]) -> Host {
+    let mut all = vec![("WASM_ISOLATION", mode), ("INVOKER_COUNT", "2")];
+    all.extend_from_slice(env);
+    Host::start(dir.path(), &all)
+}
+
+#[tokio::test]
+async fn sdk_guests_round_trip_and_see_their_context_in_both_modes() {
+    let dir = wasm_function("guest-probe");
+    for mode in MODES {
+        let host = start(
+            &dir,
+            mode,
+            &[("FUNCTION_TTL", "9s"), ("AWS_LAMBDA_FUNCTION_NAME", "wfn")],
+        );
+        let data = json!({"text": "héllo ✓ 日本語", "n": [1, 2.5, null]});
+        let (status, body) = host.invoke(json!({"op": "echo", "data": data})).await;
+        assert_eq!(status, 200, "{mode}: {body}");
+        assert_eq!(body["payload"], data, "{mode}");
+
+        let r = host
+            .client
+            .post(host.url("/"))
+            .header("x-amz-client-context", "eyJjdXN0b20iOnsiayI6InYifX0=")
+            .header(
+                "x-amzn-trace-id",
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            )
+            .body(r#"{"op":"context"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let ctx: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(
+            ctx["request_id"].as_str().unwrap().len(),
+            36,
+            "{mode}: {ctx}"
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let left = ctx["deadline"].as_i64().unwrap() - now;
+        assert!(
+            (7_000..=9_100).contains(&left),
+            "{mode}: deadline {left} ms away"
+        );
+        assert_eq!(
+            ctx["invoked_function_arn"],
+            "arn:aws:lambda:us-east-1:000000000000:function:wfn"
+        );
+        assert_eq!(
+            ctx["xray_trace_id"],
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+        );
+        assert_eq!(ctx["custom"], json!({"k": "v"}), "{mode}: {ctx}");
+
+        let (status, body) = host.invoke(json!({"op": "fail", "message": "nope"})).await;
+        assert_eq!(status, 500, "{mode}");
+        assert_eq!(
+            body,
+            json!({"errorType": "ProbeFailure", "errorMessage": "nope"})
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_are_matched_to_their_callers() {
+    let dir = wasm_function("guest-probe");
+    for mode in MODES {
+        let host = start(&dir, mode, &[("INVOKER_COUNT", "4")]);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let req = host
+                .client
+                .post(host.url("/"))
+                .body(json!({"op": "echo", "data": i}).to_string());
+            tasks.spawn(async move {
+                let r = req.send().await.unwrap();
+                (i, r.status().as_u16(), r.text().await.unwrap())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (i, status, body) = done.unwrap();
+            assert_eq!(status, 200, "{mode}: {body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["payload"], i, "{mode}: request {i} got another's answer");
+        }
+    }
+}
+
+#[tokio::test]
+async fn globals_persist_in_loop_mode_and_not_in_invocation_mode() {
+    let dir = wasm_function("guest-probe");
+    let host = start(&dir, "loop", &[("INVOKER_COUNT", "1")]);
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        counts.push(host.invoke(json!({"op": "count"})).await.1["count"].clone());
+    }
+    assert_eq!(counts, [json!(1), json!(2), json!(3)]);
+
+    let host = start(&dir, "invocation", &[("INVOKER_COUNT", "1")]);
+    for _ in 0..3 {
+        assert_eq!(host.invoke(json!({"op": "count"})).await.1["count"], 1);
+    }
+}
+
+#[tokio::test]
+async fn an_endless_loop_ends_at_the_deadline_and_a_fresh_instance_serves_next() {
+    let dir = wasm_function("guest-probe");
+    for mode in MODES {
+        let host = start(
+            &dir,
+            mode,
+            &[("INVOKER_COUNT", "1"), ("FUNCTION_TTL", "1s")],
+        );
+        let started = Instant::now();
+        let (status, body) = host.invoke(json!({"op": "spin"})).await;
+        let took = started.elapsed();
+        assert_eq!(status, 504, "{mode}: {body}");
+        assert_eq!(body["errorType"], "Sandbox.Timedout");
+        assert!(took < Duration::from_millis(1500), "{mode}: took {took:?}");
+        let (status, _) = host.invoke(json!({"op": "echo", "data": 1})).await;
+        assert_eq!(status, 200, "{mode}: the next invocation is served");
+        // A guest blocked in a sleep is stopped too.
+        let (status, _) = host.invoke(json!({"op": "sleep", "ms": 5000})).await;
+        assert_eq!(status, 504, "{mode}");
+        let (status, _) = host.invoke(json!({"op": "echo", "data": 2})).await;
+        assert_eq!(status, 200, "{mode}");
+    }
+}
+
+#[tokio::test]
+async fn a_memory_bomb_stops_at_the_cap_and_traps_do_not_outlive_their_invocation() {
+    let dir = wasm_function("guest-probe");
+    for mode in MODES {
+        let host = start(
+            &dir,
+            mode,
+            &[("INVOKER_COUNT", "1"), ("WASM_MEMORY_LIMIT", "32MiB")],
+        );
+        let (status, body) = host.invoke(json!({"op": "grow"})).await;
+        assert_eq!(status, 502, "{mode}: {body}");
+        let msg = body["errorMessage"].as_str().unwrap();
+        assert!(msg.contains("memory allocation"), "{mode}: {msg}");
+
+        let (status, body) = host.invoke(json!({"op": "trap"})).await;
+        assert_eq!(status, 502, "{mode}: {body}");
+        assert_eq!(body["errorType"], "Runtime.WasmTrap");
+        assert!(
+            body["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("unreachable"),
+            "{body}"
+        );
+        let (status, body) = host.invoke(json!({"op": "panic", "message": "boom"})).await;
+        assert_eq!(status, 502, "{mode}");
+        assert!(
+            body["errorMessage"].as_str().unwrap().contains("boom"),
+            "{body}"
+        );
+        for i in 0..3 {
+            let (status, body) = host.invoke(json!({"op": "echo", "data": i})).await;
+            assert_eq!((status, &body["payload"]), (200, &json!(i)), "{mode}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn escape_attempts_are_refused() {
+    let dir = wasm_function("guest-probe");
+    let root = dir.path().to_str().unwrap().to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    for mode in MODES {
+        let host = start(&dir, mode, &[("HOST_SECRET", "s3cr3t")]);
+        let (_, own) = host
+            .invoke(json!({"op": "read", "path": format!("{root}/data.txt")}))
+            .await;
+        assert_eq!(own["text"], "function data", "{mode}: {own}");
+        for path in [
+            "/etc/passwd".to_string(),
+            format!("{root}/../../../../etc/passwd"),
+            "../etc/passwd".to_string(),
+        ] {
+            let (_, r) = host.invoke(json!({"op": "read", "path": path})).await;
+            assert_eq!(r["ok"], false, "{mode}: read {path}: {r}");
+        }
+        let (_, w) = host
+            .invoke(json!({"op": "write", "path": format!("{root}/planted.txt")}))
+            .await;
+        assert_eq!(w["ok"], false, "{mode}: {w}");
+        assert!(!dir.path().join("planted.txt").exists());
+        let (_, e) = host
+            .invoke(json!({"op": "env", "name": "HOST_SECRET"}))
+            .await;
+        assert_eq!(e["value"], Value::Null, "{mode}");
+        let (_, e) = host
+            .invoke(json!({"op": "env", "name": "AWS_LAMBDA_FUNCTION_NAME"}))
+            .await;
+        assert!(
+            e["value"].is_string(),
+            "{mode}: the Lambda environment is there"
+        );
+        let (_, c) = host.invoke(json!({"op": "connect", "addr": addr})).await;
+        assert_eq!(c["ok"], false, "{mode}: {c}");
+    }
+}
+
+#[tokio::test]
+async fn guest_output_is_logged_with_the_request_id() {
+    let dir = wasm_function("guest-probe");
+    let host = start(&dir, "loop", &[]);
+    let r = host
+        .post("/", r#"{"op":"log","message":"hello-log"}"#)
+        .await;
+    assert_eq!(r.status(), 200);
+    host.wait_log("probe stderr: hello-log", Duration::from_secs(5));
+    let logs = host.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("probe stdout: hello-log"))
+        .unwrap();
+    assert!(line.contains("request_id="), "{line}");
+}
+
+#[tokio::test]
+async fn plain_wasi_commands_use_stdin_stdout_and_exit_codes() {
+    let dir = wasm_function("stdio-probe");
+    for mode in MODES {
+        let host = start(
+            &dir,
+            mode,
+            &[("FUNCTION_TTL", "1s"), ("HOST_SECRET", "s3cr3t")],
+        );
+        let r = host.post("/", "héllo stdio").await;
+        assert_eq!(r.status(), 200, "{mode}");
+        assert_eq!(r.text().await.unwrap(), "héllo stdio");
+
+        let r = host.post("/", "exit:3").await;
+        assert_eq!(r.status(), 500, "{mode}");
+        let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(body["errorMessage"], "exiting 3", "{mode}: {body}");
+
+        let r = host.post("/", "trap").await;
+        assert_eq!(r.status(), 500, "{mode}");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains("stdio-probe traps as asked"),
+            "{mode}: {text}"
+        );
+
+        let r = host.post("/", "spin").await;
+        assert_eq!(r.status(), 504, "{mode}");
+
+        let env = host.post("/", "env").await.text().await.unwrap();
+        assert!(env.contains("AWS_LAMBDA_REQUEST_ID="), "{env}");
+        assert!(env.contains("AWS_LAMBDA_DEADLINE_MS="), "{env}");
+        assert!(
+            env.contains("AWS_LAMBDA_INVOKED_FUNCTION_ARN=arn:aws:lambda:"),
+            "{env}"
+        );
+        assert!(!env.contains("HOST_SECRET"), "{env}");
+        let r = host.post("/", "read:/etc/passwd").await;
+        assert_eq!(r.status(), 500, "{mode}");
+    }
+}
+
+#[tokio::test]
+async fn a_cached_precompiled_module_skips_compilation() {
+    let dir = wasm_function("wasm-echo");
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("modules");
+    let env = [("WASM_CACHE_DIR", cache_dir.to_str().unwrap())];
+    let first = start(&dir, "loop", &env);
+    first.wait_log("precompiled module cached at", Duration::from_secs(5));
+    assert!(!first.logs().contains("compilation skipped"));
+    drop(first);
+    let second = start(&dir, "loop", &env);
+    second.wait_log(
+        "loaded precompiled module from cache",
+        Duration::from_secs(5),
+    );
+    assert!(second.logs().contains("compilation skipped"));
+    assert!(!second.logs().contains("compiled bootstrap.wasm in"));
+    let (status, _) = second.invoke(json!({"name": "cache"})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn an_init_error_fails_invocations_with_its_message() {
+    let dir = wasm_function("init-error-probe");
+    let host = Host::spawn(
+        dir.path(),
+        &[("WASM_ISOLATION", "invocation"), ("INVOKER_COUNT", "1")],
+    );
+    host.ready(Duration::from_secs(30)).await;
+    let (status, body) = host.invoke(json!({})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["errorType"], "Runtime.InitError");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("never starts"),
+        "{body}"
+    );
+}
