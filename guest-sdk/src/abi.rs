@@ -1,0 +1,107 @@
+//! The `lambda_v1` host ABI (see `ABI.md`): the only module that declares or calls the host's
+//! imports, and so the only `unsafe` in the crate. It moves bytes across the boundary and
+//! returns the raw ABI codes; it must not interpret them (that is `runtime`'s job).
+#![allow(unsafe_code)]
+
+/// The host as the invocation loop sees it. Each method is one ABI call and returns the raw ABI
+/// code, so the loop owns what the codes mean and tests can drive it with a fake host.
+pub(crate) trait Host {
+    /// `next()`: blocks until an invocation is assigned; its payload length, or < 0 on shutdown.
+    fn next(&mut self) -> i32;
+    /// `event(ptr, len)`: copies the payload into `buf` if it fits; the payload length or -1.
+    fn event(&mut self, buf: &mut [u8]) -> i32;
+    /// `context(ptr, len)`: copies the context JSON into `buf` if it fits; its length or -1.
+    fn context(&mut self, buf: &mut [u8]) -> i32;
+    /// `respond(ptr, len)`: 0, or -1 when there is no current invocation.
+    fn respond(&mut self, body: &[u8]) -> i32;
+    /// `fail(type, message)`: 0, or -1 when there is no current invocation.
+    fn fail(&mut self, error_type: &str, error_message: &str) -> i32;
+}
+
+/// The real host: the imports of the `aws-custom-runtime` wasm host.
+#[cfg(target_arch = "wasm32")]
+pub(crate) struct WasmHost;
+
+#[cfg(target_arch = "wasm32")]
+mod imports {
+    // The module name carries the ABI version: a host that does not speak `lambda_v1` refuses
+    // the module at link time instead of misreading its calls.
+    #[link(wasm_import_module = "lambda_v1")]
+    unsafe extern "C" {
+        // No pointers, nothing the host can misuse: safe to call.
+        pub(super) safe fn next() -> i32;
+        pub(super) fn event(ptr: *mut u8, len: i32) -> i32;
+        pub(super) fn context(ptr: *mut u8, len: i32) -> i32;
+        pub(super) fn respond(ptr: *const u8, len: i32) -> i32;
+        pub(super) fn fail(
+            type_ptr: *const u8,
+            type_len: i32,
+            msg_ptr: *const u8,
+            msg_len: i32,
+        ) -> i32;
+        pub(super) fn init_error(
+            type_ptr: *const u8,
+            type_len: i32,
+            msg_ptr: *const u8,
+            msg_len: i32,
+        ) -> i32;
+    }
+}
+
+/// A slice length as the ABI's `i32`. It cannot saturate on wasm32: a slice holds at most
+/// `isize::MAX` bytes, which is `i32::MAX` there.
+#[cfg(target_arch = "wasm32")]
+fn abi_len(len: usize) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Host for WasmHost {
+    fn next(&mut self) -> i32 {
+        imports::next()
+    }
+
+    fn event(&mut self, buf: &mut [u8]) -> i32 {
+        // SAFETY: `buf` is an exclusively borrowed, initialised region of our own linear memory,
+        // valid for writes of `buf.len()` bytes; the host writes only inside [ptr, ptr + len)
+        // and keeps no pointer after returning.
+        unsafe { imports::event(buf.as_mut_ptr(), abi_len(buf.len())) }
+    }
+
+    fn context(&mut self, buf: &mut [u8]) -> i32 {
+        // SAFETY: as for `event`.
+        unsafe { imports::context(buf.as_mut_ptr(), abi_len(buf.len())) }
+    }
+
+    fn respond(&mut self, body: &[u8]) -> i32 {
+        // SAFETY: `body` is valid for reads of `body.len()` bytes for the whole call; the host
+        // only reads [ptr, ptr + len) and copies what it keeps.
+        unsafe { imports::respond(body.as_ptr(), abi_len(body.len())) }
+    }
+
+    fn fail(&mut self, error_type: &str, error_message: &str) -> i32 {
+        // SAFETY: as for `respond`, for both strings.
+        unsafe {
+            imports::fail(
+                error_type.as_ptr(),
+                abi_len(error_type.len()),
+                error_message.as_ptr(),
+                abi_len(error_message.len()),
+            )
+        }
+    }
+}
+
+/// `init_error(type, message)`: tells the host the function could not start.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn init_error(error_type: &str, error_message: &str) -> i32 {
+    // SAFETY: as for `WasmHost::respond`, for both strings.
+    unsafe {
+        imports::init_error(
+            error_type.as_ptr(),
+            abi_len(error_type.len()),
+            error_message.as_ptr(),
+            abi_len(error_message.len()),
+        )
+    }
+}

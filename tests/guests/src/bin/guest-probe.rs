@@ -1,0 +1,122 @@
+//! An SDK guest for the host's tests. The event `{"op": ...}` says what to do; see the match in
+//! `probe` for the ops and their fields. Misbehaving ops (`spin`, `grow`, `trap`, `panic`,
+//! `exit`) exist to test the host's deadlines, limits and recovery.
+
+use lambda_wasi::{Context, Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+use std::{
+    hint::black_box,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+/// Invocations this instance has served: survives between invocations in `loop` isolation,
+/// starts over in `invocation` isolation.
+static COUNT: AtomicU64 = AtomicU64::new(0);
+
+fn main() -> Result<(), lambda_wasi::Error> {
+    lambda_wasi::run_sync(probe)
+}
+
+fn probe(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let (payload, context) = event.into_parts();
+    let op = payload.get("op").and_then(Value::as_str).unwrap_or("echo");
+    let text = |field: &str| payload.get(field).and_then(Value::as_str).unwrap_or("");
+    let number = |field: &str| payload.get(field).and_then(Value::as_u64).unwrap_or(0);
+    Ok(match op {
+        "echo" => json!({ "payload": payload.get("data").cloned().unwrap_or(Value::Null) }),
+        "context" => describe(&context),
+        "count" => json!({ "count": COUNT.fetch_add(1, Ordering::Relaxed) + 1 }),
+        "fail" => return Err(failure("ProbeFailure", text("message"))),
+        "spin" => spin(),
+        "grow" => grow(),
+        "trap" => trap(),
+        "panic" => panic!("probe panics: {}", text("message")),
+        "exit" => std::process::exit(i32::try_from(number("code")).unwrap_or(1)),
+        "read" => match std::fs::read(text("path")) {
+            Ok(bytes) => json!({
+                "ok": true,
+                "len": bytes.len(),
+                "text": String::from_utf8(bytes).ok(),
+                "error": null,
+            }),
+            Err(err) => json!({ "ok": false, "len": null, "error": err.to_string() }),
+        },
+        "write" => {
+            let data = payload
+                .get("data")
+                .and_then(Value::as_str)
+                .unwrap_or("probe");
+            outcome(std::fs::write(text("path"), data))
+        }
+        "env" => match payload.get("name").and_then(Value::as_str) {
+            Some(name) => json!({ "value": std::env::var(name).ok() }),
+            None => {
+                json!({ "vars": std::env::vars().collect::<std::collections::BTreeMap<_, _>>() })
+            }
+        },
+        "connect" => outcome(std::net::TcpStream::connect(text("addr")).map(drop)),
+        "sleep" => {
+            std::thread::sleep(Duration::from_millis(number("ms")));
+            json!({ "slept_ms": number("ms") })
+        }
+        "log" => {
+            println!("probe stdout: {}", text("message"));
+            eprintln!("probe stderr: {}", text("message"));
+            json!({ "logged": true })
+        }
+        other => return Err(failure("UnknownOp", &format!("unknown op {other:?}"))),
+    })
+}
+
+fn describe(context: &Context) -> Value {
+    json!({
+        "request_id": context.request_id,
+        "deadline": context.deadline,
+        "invoked_function_arn": context.invoked_function_arn,
+        "xray_trace_id": context.xray_trace_id,
+        "client_context": context.client_context,
+        "custom": context.client_context.as_ref().map(|c| &c.custom),
+        "identity": context.identity,
+        "content_type": context.content_type,
+        "env_config": *context.env_config,
+    })
+}
+
+fn failure(error_type: &str, message: &str) -> Diagnostic {
+    Diagnostic {
+        error_type: error_type.into(),
+        error_message: message.into(),
+    }
+}
+
+fn outcome(result: std::io::Result<()>) -> Value {
+    match result {
+        Ok(()) => json!({ "ok": true, "error": null }),
+        Err(err) => json!({ "ok": false, "error": err.to_string() }),
+    }
+}
+
+fn spin() -> ! {
+    let mut n = 0_u64;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Allocates and touches 1 MiB after 1 MiB, keeping them all, until the allocator fails and the
+/// guest aborts.
+fn grow() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1; 1 << 20]);
+        black_box(&hoard);
+    }
+}
+
+fn trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    panic!("probe traps");
+}
