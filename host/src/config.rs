@@ -51,9 +51,14 @@ pub struct Args {
     #[arg(long, env = "RESPONSE_FORMAT", value_name = "RESPONSE_FORMAT", value_parser = parse_format)]
     pub response_format: Option<ResponseFormat>,
 
-    /// Knative sink to forward results to (not supported yet: start-up fails when set).
+    /// Knative sink (http:// URL): results are POSTed there instead of being returned.
     #[arg(long, env = "K_SINK", value_name = "K_SINK")]
     pub k_sink: Option<String>,
+
+    /// Port of the Prometheus endpoint (/metrics); `off` disables it.
+    #[arg(long, env = "METRICS_PROMETHEUS_PORT", value_name = "METRICS_PROMETHEUS_PORT",
+          default_value = "9092", value_parser = parse_port_or_off)]
+    pub metrics_port: PortOrOff,
 
     /// Handler name passed to the bootstrap as `_HANDLER`.
     #[arg(long, env = "_HANDLER", value_name = "_HANDLER")]
@@ -126,6 +131,11 @@ pub struct Config {
     pub body_limit: usize,
     pub function_ttl: Duration,
     pub response_format: ResponseFormat,
+    /// Where results go instead of the reply (`K_SINK`).
+    pub sink: Option<String>,
+    /// Prometheus port (`METRICS_PROMETHEUS_PORT`); None: no metrics endpoint.
+    pub metrics_port: Option<u16>,
+    pub metric_labels: crate::metrics::Labels,
     pub task_root: PathBuf,
     pub kind: FunctionKind,
     pub queue_size: usize,
@@ -184,11 +194,14 @@ impl Config {
         env: &BTreeMap<String, String>,
         cwd: &Path,
     ) -> Result<Config, ConfigError> {
-        if let Some(sink) = args.k_sink.filter(|s| !s.is_empty()) {
+        let sink = args.k_sink.filter(|s| !s.trim().is_empty());
+        if let Some(url) = &sink
+            && let Err(reason) = crate::sink::Sink::new(url)
+        {
             return Err(ConfigError::Invalid {
                 var: "K_SINK",
-                value: sink,
-                reason: "forwarding to a sink is not supported by this version yet".into(),
+                value: url.clone(),
+                reason,
             });
         }
         let task_root = match args.task_root.filter(|p| !p.as_os_str().is_empty()) {
@@ -261,6 +274,15 @@ impl Config {
             body_limit: args.request_size_limit,
             function_ttl: args.function_ttl,
             response_format: args.response_format.unwrap_or(ResponseFormat::Passthrough),
+            sink,
+            metrics_port: args.metrics_port.0,
+            metric_labels: crate::metrics::Labels {
+                name: get("NAME").unwrap_or_default(),
+                namespace: get("NAMESPACE").unwrap_or_default(),
+                resource_group: get("RESOURCE_GROUP")
+                    .unwrap_or_else(|| "functions.extensions.triggermesh.io".into()),
+                component: get("K_COMPONENT").unwrap_or_else(|| "function".into()),
+            },
             task_root,
             kind,
             queue_size: args.queue_size as usize,
@@ -373,6 +395,20 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// A port, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct PortOrOff(pub Option<u16>);
+
+fn parse_port_or_off(s: &str) -> Result<PortOrOff, String> {
+    match s.trim() {
+        "off" | "" => Ok(PortOrOff(None)),
+        p => p
+            .parse()
+            .map(|p| PortOrOff(Some(p)))
+            .map_err(|_| "expected a port number or off".into()),
+    }
 }
 
 fn parse_isolation(s: &str) -> Result<Isolation, String> {
@@ -554,10 +590,7 @@ mod tests {
             handler: Some("h.x".into()),
         };
         let out = lambda_env(&f, Path::new("/var/task"), &env);
-        assert!(
-            !out.contains_key("AWS_REGION"),
-            "the user's own value stays"
-        );
+        assert_eq!(out["AWS_REGION"], "eu-west-3", "the user's own value stays");
         assert_eq!(out["LAMBDA_TASK_ROOT"], "/var/task");
         assert_eq!(out["_HANDLER"], "h.x");
         assert_eq!(out["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/f");

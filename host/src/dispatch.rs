@@ -269,8 +269,14 @@ impl Ticket {
     }
 
     /// Waits for the outcome, or for the deadline: then the invocation is withdrawn if
-    /// still queued, or its runner is reset if it held it.
-    pub async fn outcome(mut self) -> Outcome {
+    /// still queued, or its runner is reset if it held it. The admission comes back so that
+    /// the caller holds its place until it has delivered the result.
+    pub async fn outcome(mut self) -> (Outcome, Admission) {
+        let outcome = self.wait().await;
+        (outcome, self._admission)
+    }
+
+    async fn wait(&mut self) -> Outcome {
         match tokio::time::timeout_at(self.deadline.into(), &mut self.rx).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Outcome::Failed(InvocationError::ShuttingDown),
@@ -318,7 +324,7 @@ mod tests {
             d.complete(&inv.id, respond("again")).is_err(),
             "never twice"
         );
-        match t.outcome().await {
+        match t.outcome().await.0 {
             Outcome::Response { body, .. } => assert_eq!(&body[..], b"yo"),
             o => panic!("{o:?}"),
         }
@@ -339,7 +345,7 @@ mod tests {
     async fn an_expired_invocation_is_withdrawn_and_never_delivered() {
         let d = Dispatcher::new(1, 4);
         let late = d.enqueue(d.admit().unwrap(), event("late"), Duration::from_millis(10));
-        let outcome = late.outcome().await;
+        let outcome = late.outcome().await.0;
         assert!(matches!(
             outcome,
             Outcome::Failed(InvocationError::Timeout(_))
@@ -357,7 +363,7 @@ mod tests {
         tokio::pin!(reset);
         reset.as_mut().enable();
         assert!(matches!(
-            t.outcome().await,
+            t.outcome().await.0,
             Outcome::Failed(InvocationError::Timeout(_))
         ));
         reset.await;
@@ -374,12 +380,12 @@ mod tests {
         let err = InvocationError::RunnerExited("signal 9".into());
         assert_eq!(d.fail_runner(0, err), 1);
         assert!(matches!(
-            a.outcome().await,
+            a.outcome().await.0,
             Outcome::Failed(InvocationError::RunnerExited(_))
         ));
         assert!(d.complete(&ia.id, respond("")).is_err());
         d.complete(&ib.id, respond("b")).unwrap();
-        assert!(matches!(b.outcome().await, Outcome::Response { .. }));
+        assert!(matches!(b.outcome().await.0, Outcome::Response { .. }));
     }
 
     #[tokio::test]

@@ -8,10 +8,12 @@ pub mod config;
 pub mod dispatch;
 pub mod invoker;
 pub mod lambda_error;
+pub mod metrics;
 pub mod public;
 pub mod reply;
 pub mod runtime_api;
 pub mod serve;
+pub mod sink;
 pub mod wrapper;
 
 use std::future::Future;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, FunctionKind};
 use crate::dispatch::Dispatcher;
 use crate::invoker::wasm::WasmFunction;
+use crate::metrics::Metrics;
 use crate::public::Public;
 use crate::runtime_api::RuntimeApi;
 
@@ -44,7 +47,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         body_limit: config.body_limit,
     });
 
+    let metrics = Arc::new(Metrics::new(&config.metric_labels));
     let api_stop = CancellationToken::new();
+    if let Some(port) = config.metrics_port {
+        serve_metrics(port, metrics.clone(), dispatcher.clone(), api_stop.clone()).await;
+    }
     let runner_stop = CancellationToken::new();
     let mut runners_set = JoinSet::new();
     match &config.kind {
@@ -58,13 +65,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                     bootstrap.clone(),
                     config.clone(),
                     dispatcher.clone(),
+                    metrics.clone(),
                     runner_stop.clone(),
                 ));
             }
         }
         FunctionKind::Wasm(settings) => {
-            let (c, s, d) = (config.clone(), settings.clone(), dispatcher.clone());
-            let function = tokio::task::spawn_blocking(move || WasmFunction::load(&c, &s, d))
+            let (c, s, d, m) = (
+                config.clone(),
+                settings.clone(),
+                dispatcher.clone(),
+                metrics.clone(),
+            );
+            let function = tokio::task::spawn_blocking(move || WasmFunction::load(&c, &s, d, m))
                 .await
                 .context("loading the wasm module panicked")??;
             let function = Arc::new(function);
@@ -92,10 +105,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         "function ready; public endpoint listening on {}",
         listener.local_addr()?
     );
+    let sink = match &config.sink {
+        Some(url) => Some(sink::Sink::new(url).map_err(|e| anyhow::anyhow!("K_SINK: {e}"))?),
+        None => None,
+    };
     let public = Arc::new(Public {
         dispatcher: dispatcher.clone(),
         body_limit: config.body_limit,
         function_ttl: config.function_ttl,
+        wrapper: wrapper::Wrapper::from_config(&config),
+        sink,
+        metrics: metrics.clone(),
     });
     let public_stop = CancellationToken::new();
     let drain = config.function_ttl + Duration::from_secs(1);
@@ -122,6 +142,44 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     api_stop.cancel();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `/metrics` on `port` (all addresses). A port already taken is logged, not fatal:
+/// the function matters more than its metrics.
+async fn serve_metrics(
+    port: u16,
+    metrics: Arc<Metrics>,
+    dispatcher: Arc<Dispatcher>,
+    stop: CancellationToken,
+) {
+    let listener = match bind_public(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("no metrics endpoint: {e:#}");
+            return;
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("metrics at http://{addr}/metrics");
+    }
+    tokio::spawn(serve::serve(listener, stop, None, move |req| {
+        let (metrics, dispatcher) = (metrics.clone(), dispatcher.clone());
+        async move {
+            if req.uri().path() != "/metrics" {
+                return reply::error(
+                    http::StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "metrics are at /metrics",
+                );
+            }
+            let text = metrics.render(dispatcher.queued(), dispatcher.in_flight());
+            reply::with_body(
+                http::StatusCode::OK,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                text.into(),
+            )
+        }
+    }));
 }
 
 /// One Runtime API listener per bootstrap, so that the host knows which process holds

@@ -1,53 +1,107 @@
 //! The public endpoint of the Knative Service: every request is one invocation. Admission,
-//! body limit, wrapper, Dispatcher; it never talks to a runner itself.
+//! body limit, wrapper, Dispatcher, sink, metrics; it never talks to a runner itself.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, InvocationError, Outcome};
+use crate::metrics::{self, Metrics};
 use crate::reply::{self, Reply};
-use crate::wrapper;
+use crate::serve::Peer;
+use crate::sink::Sink;
+use crate::wrapper::Wrapper;
 
 pub struct Public {
     pub dispatcher: Arc<Dispatcher>,
     pub body_limit: usize,
     pub function_ttl: Duration,
+    pub wrapper: Wrapper,
+    pub sink: Option<Sink>,
+    pub metrics: Arc<Metrics>,
 }
+
+/// The labels of a request that is not a CloudEvent, as the Go runtime names them.
+const PLAIN_TYPE: &str = "plain-http";
+const PLAIN_SOURCE: &str = "unknown";
 
 impl Public {
     pub async fn handle(&self, req: Request<Incoming>) -> Reply {
+        let started = Instant::now();
         let (parts, body) = req.into_parts();
         if is_kubelet_probe(&parts.headers) {
             // Knative's queue-proxy forwards kubelet probes; they are not invocations.
             return reply::with_body(StatusCode::OK, reply::JSON, r#"{"status":"ready"}"#.into());
         }
+        let host_error = |reply: Reply| {
+            self.metrics.record(
+                PLAIN_TYPE,
+                PLAIN_SOURCE,
+                metrics::Result::HostError,
+                started.elapsed(),
+            );
+            reply
+        };
         let admission = match self.dispatcher.admit() {
             Ok(a) => a,
-            Err(e) => return reply::overloaded(&e),
+            Err(e) => return host_error(reply::overloaded(&e)),
         };
         let body = match reply::read_body(body, self.body_limit).await {
             Ok(b) => b,
-            Err(e) => return e.reply(),
+            Err(e) => return host_error(e.reply()),
         };
-        let event = match wrapper::decode(&parts.headers, body) {
-            Ok(e) => e,
-            Err(e) => return e.reply(),
+        let peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
+        let decoded = match self.wrapper.decode(&parts, body, peer) {
+            Ok(d) => d,
+            Err(e) => return host_error(e.reply()),
         };
-        let ticket = self.dispatcher.enqueue(admission, event, self.function_ttl);
+        let ticket = self
+            .dispatcher
+            .enqueue(admission, decoded.event, self.function_ttl);
         let id = ticket.id().clone();
         // The wait runs in its own task so that a caller who hangs up still has its
         // invocation timed out and its runner reset.
-        match tokio::spawn(ticket.outcome()).await {
-            Ok(outcome) => wrapper::encode(&id, outcome),
-            Err(e) => reply::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                &format!("RequestId: {id} Error: {e}"),
-            ),
+        let (outcome, admission) = match tokio::spawn(ticket.outcome()).await {
+            Ok(done) => done,
+            Err(e) => {
+                return host_error(reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    &format!("RequestId: {id} Error: {e}"),
+                ));
+            }
+        };
+        let mut result = match &outcome {
+            Outcome::Response { .. } => metrics::Result::Success,
+            Outcome::FunctionError(_) => metrics::Result::UserError,
+            Outcome::Failed(e) => {
+                if matches!(e, InvocationError::Timeout(_)) {
+                    self.metrics.deadlines.fetch_add(1, Ordering::Relaxed);
+                }
+                metrics::Result::HostError
+            }
+        };
+        let mut reply = self.wrapper.encode(&id, outcome);
+        if let Some(sink) = &self.sink
+            && reply.status().is_success()
+            && reply.status() != StatusCode::NO_CONTENT
+        {
+            reply = sink.forward(reply).await;
+            if !reply.status().is_success() {
+                result = metrics::Result::HostError;
+            }
         }
+        drop(admission);
+        self.metrics.record(
+            decoded.event_type.as_deref().unwrap_or(PLAIN_TYPE),
+            decoded.event_source.as_deref().unwrap_or(PLAIN_SOURCE),
+            result,
+            started.elapsed(),
+        );
+        reply
     }
 }
 

@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::reply::Reply;
 
+/// The client's address, in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Accepts connections on `listener` until `stop`. With `drain`, then waits up to that long
 /// for open connections to finish their requests; without, leaves them running.
 pub async fn serve<F, Fut>(
@@ -34,7 +38,7 @@ pub async fn serve<F, Fut>(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -49,7 +53,8 @@ pub async fn serve<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(Peer(peer));
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(req).await) }
         });

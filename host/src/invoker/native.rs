@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, InvocationError, RunnerId};
+use crate::metrics::Metrics;
+use std::sync::atomic::Ordering;
 
 /// How long a bootstrap gets between SIGTERM and SIGKILL when the host stops.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -39,10 +41,15 @@ pub async fn supervise(
     bootstrap: PathBuf,
     config: Arc<Config>,
     dispatcher: Arc<Dispatcher>,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let mut backoff = Duration::ZERO;
+    let mut first = true;
     while !stop.is_cancelled() {
+        if !std::mem::take(&mut first) {
+            metrics.bootstrap_restarts.fetch_add(1, Ordering::Relaxed);
+        }
         let started = Instant::now();
         let mut child = match spawn(runner, api, &bootstrap, &config) {
             Ok(child) => child,

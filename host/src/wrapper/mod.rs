@@ -1,5 +1,6 @@
 //! Event wrappers: pure functions from an HTTP request to an event and from an outcome to
-//! an HTTP reply. Passthrough: the body is the event, the function's response the reply.
+//! an HTTP reply, chosen by `RESPONSE_FORMAT`. Passthrough (here): the body is the event,
+//! the function's response the reply.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -7,6 +8,48 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::dispatch::{Event, Outcome};
 use crate::reply::{self, Reply};
+
+/// The wrapper in use.
+#[derive(Debug, Clone)]
+pub enum Wrapper {
+    Passthrough,
+}
+
+/// A request turned into an event, with the labels metrics count it under.
+pub struct Decoded {
+    pub event: Event,
+    pub event_type: Option<String>,
+    pub event_source: Option<String>,
+}
+
+impl Wrapper {
+    pub fn from_config(config: &crate::config::Config) -> Wrapper {
+        match config.response_format {
+            crate::config::ResponseFormat::Passthrough => Wrapper::Passthrough,
+        }
+    }
+
+    pub fn decode(
+        &self,
+        parts: &http::request::Parts,
+        body: Bytes,
+        _peer: Option<std::net::IpAddr>,
+    ) -> Result<Decoded, BadRequest> {
+        match self {
+            Wrapper::Passthrough => Ok(Decoded {
+                event: decode(&parts.headers, body)?,
+                event_type: None,
+                event_source: None,
+            }),
+        }
+    }
+
+    pub fn encode(&self, request_id: &str, outcome: Outcome) -> Reply {
+        match self {
+            Wrapper::Passthrough => encode(request_id, outcome),
+        }
+    }
+}
 
 /// A request that cannot become an event.
 #[derive(Debug, thiserror::Error)]

@@ -84,6 +84,7 @@ impl Host {
         cmd.env("PORT", port.to_string())
             .env("LAMBDA_TASK_ROOT", task_root)
             .env("RUST_LOG", "info")
+            .env("METRICS_PROMETHEUS_PORT", "0")
             .env_remove("INTERNAL_API_PORT")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -182,6 +183,21 @@ impl Host {
             .map(|rest| rest.split_whitespace().next().unwrap().to_string())
             .next()
             .unwrap_or_else(|| panic!("no Runtime API for bootstrap {n}:\n{}", self.logs()))
+    }
+
+    /// The metrics endpoint the log announces.
+    pub fn metrics_url(&self) -> String {
+        let needle = "metrics at http://";
+        self.wait_log(needle, Duration::from_secs(10));
+        let logs = self.logs();
+        let rest = logs.split(needle).nth(1).unwrap();
+        let addr = rest.split_whitespace().next().unwrap();
+        let port = addr
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches("/metrics");
+        format!("http://127.0.0.1:{port}/metrics")
     }
 
     pub fn signal(&self, sig: &str) {

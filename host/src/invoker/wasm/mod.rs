@@ -25,6 +25,7 @@ use self::output::LogStream;
 use crate::config::{Config, Isolation, WasmSettings};
 use crate::dispatch::{Dispatcher, Invocation, InvocationError, Outcome, RunnerId};
 use crate::lambda_error::FunctionError;
+use crate::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
 /// How often the epoch advances: a guest past its deadline is stopped within this.
@@ -50,6 +51,7 @@ pub struct WasmFunction {
     env: Vec<(String, String)>,
     task_root: std::path::PathBuf,
     task_root_guest: String,
+    metrics: Arc<Metrics>,
     pub source: cache::Source,
 }
 
@@ -80,6 +82,7 @@ impl WasmFunction {
         config: &Config,
         settings: &WasmSettings,
         dispatcher: Arc<Dispatcher>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<WasmFunction> {
         let slots = config.invoker_count.max(1) as u32;
         let engine = engine(slots, settings.memory_limit)?;
@@ -134,6 +137,7 @@ impl WasmFunction {
                 .collect(),
             task_root: config.task_root.clone(),
             task_root_guest: config.task_root.display().to_string(),
+            metrics,
             source,
         })
     }
@@ -333,6 +337,9 @@ impl WasmFunction {
         feed: Feed,
         stdio: Option<(Invocation, MemoryOutputPipe)>,
     ) -> anyhow::Result<Store<Guest>> {
+        self.metrics
+            .wasm_instance_starts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tag = Arc::new(Mutex::new(None));
         let stderr = LogStream::new("stderr", runner, tag.clone());
         let mut b = WasiCtxBuilder::new();

@@ -1,0 +1,136 @@
+//! Forwards a wrapped result to `K_SINK` instead of returning it, as the Go runtime does:
+//! the reply's headers (binary-mode CloudEvent attributes included) and body are POSTed to
+//! the sink. Unreachable or 5xx: a few retries with backoff, then an error to the caller.
+//! One request in flight per invocation, never a buffer of its own.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::reply::{self, Reply};
+
+const ATTEMPTS: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most of a sink's reply body passed back to the caller.
+const MAX_SINK_REPLY: usize = 1 << 20;
+
+pub struct Sink {
+    uri: Uri,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Sink {
+    /// A sink at `url` (plain `http://`; Knative sinks are cluster-local addresses).
+    pub fn new(url: &str) -> Result<Sink, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
+        match uri.scheme_str() {
+            Some("http") if uri.host().is_some() => {}
+            Some("https") => {
+                return Err(
+                    "https sinks are not supported; use the cluster-local http address".into(),
+                );
+            }
+            _ => return Err("expected an http:// URL".into()),
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Sink { uri, client })
+    }
+
+    /// Sends `result` to the sink. The caller gets the result's status (as from the Go
+    /// runtime) with the sink's reply body where there is one, or a 502 saying why the
+    /// sink did not take it.
+    pub async fn forward(&self, result: Reply) -> Reply {
+        let (parts, body) = result.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let mut backoff = FIRST_BACKOFF;
+        let mut last_error = String::new();
+        for attempt in 1..=ATTEMPTS {
+            let mut req = Request::new(Full::new(body.clone()));
+            *req.method_mut() = Method::POST;
+            *req.uri_mut() = self.uri.clone();
+            for (name, value) in parts.headers.iter() {
+                if name != header::CONTENT_LENGTH && name != header::CONNECTION {
+                    req.headers_mut().append(name, value.clone());
+                }
+            }
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.request(req)).await {
+                Ok(Ok(resp)) if !resp.status().is_server_error() => {
+                    let status = resp.status();
+                    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+                    let reply_body = Limited::new(resp.into_body(), MAX_SINK_REPLY)
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
+                    if status.is_client_error() {
+                        return reply::error(
+                            StatusCode::BAD_GATEWAY,
+                            "SinkRejected",
+                            &format!(
+                                "the sink refused the result with {status}: {}",
+                                String::from_utf8_lossy(&reply_body)
+                            ),
+                        );
+                    }
+                    return relay(parts.status, content_type, reply_body);
+                }
+                Ok(Ok(resp)) => last_error = format!("the sink answered {}", resp.status()),
+                Ok(Err(e)) => last_error = format!("cannot reach the sink: {e}"),
+                Err(_) => {
+                    last_error = format!("the sink did not answer within {ATTEMPT_TIMEOUT:?}")
+                }
+            }
+            tracing::warn!(attempt, sink = %self.uri, "{last_error}");
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(backoff).await;
+                backoff *= 3;
+            }
+        }
+        reply::error(
+            StatusCode::BAD_GATEWAY,
+            "SinkUnavailable",
+            &format!("result not delivered after {ATTEMPTS} attempts: {last_error}"),
+        )
+    }
+}
+
+fn relay(status: StatusCode, content_type: Option<HeaderValue>, body: Bytes) -> Reply {
+    let mut reply = http::Response::new(Full::new(body.clone()));
+    *reply.status_mut() = status;
+    if !body.is_empty() {
+        let ct = content_type.unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        reply.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_sinks() {
+        assert!(
+            Sink::new("http://broker-ingress.knative-eventing.svc.cluster.local/ns/default")
+                .is_ok()
+        );
+        assert!(Sink::new("https://example.com").is_err());
+        assert!(Sink::new("not a url").is_err());
+        assert!(Sink::new("ftp://x").is_err());
+    }
+}
