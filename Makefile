@@ -7,7 +7,7 @@ CARGO ?= cargo
 run:
 	LAMBDA_TASK_ROOT=example/bash $(CARGO) run -p aws-custom-runtime
 
-WASM_GUESTS = -p wasm-echo -p wasm-stdio -p test-guests
+WASM_GUESTS = -p wasm-echo -p wasm-stdio -p wasm-apigateway -p wasm-cloudevents -p test-guests
 
 ## Builds the functions the integration tests start (examples and test functions)
 functions:

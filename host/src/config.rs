@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::wrapper::{Wrapper, cloudevents};
+
 /// Command line and environment of `aws-custom-runtime`. Every flag has an environment
 /// variable of the same meaning; the names are those of triggermesh's Go runtime.
 #[derive(Debug, Clone, Parser)]
@@ -47,9 +49,38 @@ pub struct Args {
           default_value = "10s", value_parser = parse_go_duration)]
     pub function_ttl: Duration,
 
-    /// Event wrapper: PASSTHROUGH (default).
+    /// Event wrapper: PASSTHROUGH (default), API_GATEWAY or CLOUDEVENTS.
     #[arg(long, env = "RESPONSE_FORMAT", value_name = "RESPONSE_FORMAT", value_parser = parse_format)]
     pub response_format: Option<ResponseFormat>,
+
+    /// API_GATEWAY: proxy payload format version, 1.0 (REST API) or 2.0 (HTTP API).
+    #[arg(long, env = "API_GATEWAY_PAYLOAD_VERSION", value_name = "API_GATEWAY_PAYLOAD_VERSION",
+          default_value = "1.0", value_parser = crate::wrapper::apigateway::parse_version)]
+    pub api_gateway_payload_version: crate::wrapper::apigateway::PayloadVersion,
+
+    /// CLOUDEVENTS: type of the reply event (also read from CE_TYPE).
+    #[arg(long, env = "CE_OVERRIDES_TYPE", value_name = "CE_OVERRIDES_TYPE")]
+    pub ce_type: Option<String>,
+
+    /// CLOUDEVENTS: source of the reply event (also read from CE_SOURCE).
+    #[arg(long, env = "CE_OVERRIDES_SOURCE", value_name = "CE_OVERRIDES_SOURCE")]
+    pub ce_source: Option<String>,
+
+    /// CLOUDEVENTS: subject of the reply event (also read from CE_SUBJECT).
+    #[arg(
+        long,
+        env = "CE_OVERRIDES_SUBJECT",
+        value_name = "CE_OVERRIDES_SUBJECT"
+    )]
+    pub ce_subject: Option<String>,
+
+    /// CLOUDEVENTS: `data` (the reply is the event's data) or `event` (the whole event).
+    #[arg(
+        long,
+        env = "CE_FUNCTION_RESPONSE_MODE",
+        value_name = "CE_FUNCTION_RESPONSE_MODE"
+    )]
+    pub ce_response_mode: Option<String>,
 
     /// Knative sink (http:// URL): results are POSTed there instead of being returned.
     #[arg(long, env = "K_SINK", value_name = "K_SINK")]
@@ -120,6 +151,8 @@ pub struct WasmSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseFormat {
     Passthrough,
+    ApiGateway,
+    CloudEvents,
 }
 
 /// The validated configuration the host runs with.
@@ -130,7 +163,7 @@ pub struct Config {
     pub invoker_count: usize,
     pub body_limit: usize,
     pub function_ttl: Duration,
-    pub response_format: ResponseFormat,
+    pub wrapper: crate::wrapper::Wrapper,
     /// Where results go instead of the reply (`K_SINK`).
     pub sink: Option<String>,
     /// Prometheus port (`METRICS_PROMETHEUS_PORT`); None: no metrics endpoint.
@@ -237,6 +270,26 @@ impl Config {
             account: get("AWS_ACCOUNT_ID").unwrap_or_else(|| "000000000000".into()),
             handler: args.handler.filter(|h| !h.is_empty()),
         };
+        let wrapper = match args.response_format.unwrap_or(ResponseFormat::Passthrough) {
+            ResponseFormat::Passthrough => Wrapper::Passthrough,
+            ResponseFormat::ApiGateway => Wrapper::ApiGateway(args.api_gateway_payload_version),
+            ResponseFormat::CloudEvents => {
+                // The Go runtime's code reads CE_OVERRIDES_*, its README documents CE_*.
+                let either = |a: Option<String>, b: &str| a.or_else(|| env.get(b).cloned());
+                let settings = cloudevents::settings(
+                    either(args.ce_type, "CE_TYPE"),
+                    either(args.ce_source, "CE_SOURCE"),
+                    either(args.ce_subject, "CE_SUBJECT"),
+                    args.ce_response_mode,
+                )
+                .map_err(|reason| ConfigError::Invalid {
+                    var: "CE_OVERRIDES_TYPE/CE_OVERRIDES_SOURCE/CE_OVERRIDES_SUBJECT/CE_FUNCTION_RESPONSE_MODE",
+                    value: String::new(),
+                    reason,
+                })?;
+                Wrapper::CloudEvents(settings)
+            }
+        };
         let lambda_env = lambda_env(&function, &task_root, env);
         let module = task_root.join("bootstrap.wasm");
         let kind = if module.is_file() {
@@ -273,7 +326,7 @@ impl Config {
             invoker_count: args.invoker_count,
             body_limit: args.request_size_limit,
             function_ttl: args.function_ttl,
-            response_format: args.response_format.unwrap_or(ResponseFormat::Passthrough),
+            wrapper,
             sink,
             metrics_port: args.metrics_port.0,
             metric_labels: crate::metrics::Labels {
@@ -454,10 +507,9 @@ pub fn parse_memory(s: &str) -> Result<usize, String> {
 fn parse_format(s: &str) -> Result<ResponseFormat, String> {
     match s.trim().to_ascii_uppercase().as_str() {
         "" | "PASSTHROUGH" => Ok(ResponseFormat::Passthrough),
-        "API_GATEWAY" | "CLOUDEVENTS" => Err(format!(
-            "{s} is not supported by this version yet; supported: PASSTHROUGH"
-        )),
-        _ => Err("expected PASSTHROUGH".into()),
+        "API_GATEWAY" => Ok(ResponseFormat::ApiGateway),
+        "CLOUDEVENTS" => Ok(ResponseFormat::CloudEvents),
+        _ => Err("expected PASSTHROUGH, API_GATEWAY or CLOUDEVENTS".into()),
     }
 }
 

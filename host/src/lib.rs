@@ -113,7 +113,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         dispatcher: dispatcher.clone(),
         body_limit: config.body_limit,
         function_ttl: config.function_ttl,
-        wrapper: wrapper::Wrapper::from_config(&config),
+        wrapper: config.wrapper.clone(),
         sink,
         metrics: metrics.clone(),
     });

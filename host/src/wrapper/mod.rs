@@ -2,6 +2,9 @@
 //! an HTTP reply, chosen by `RESPONSE_FORMAT`. Passthrough (here): the body is the event,
 //! the function's response the reply.
 
+pub mod apigateway;
+pub mod cloudevents;
+
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -9,10 +12,12 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use crate::dispatch::{Event, Outcome};
 use crate::reply::{self, Reply};
 
-/// The wrapper in use.
+/// The wrapper in use (`RESPONSE_FORMAT`).
 #[derive(Debug, Clone)]
 pub enum Wrapper {
     Passthrough,
+    ApiGateway(apigateway::PayloadVersion),
+    CloudEvents(cloudevents::Settings),
 }
 
 /// A request turned into an event, with the labels metrics count it under.
@@ -23,30 +28,29 @@ pub struct Decoded {
 }
 
 impl Wrapper {
-    pub fn from_config(config: &crate::config::Config) -> Wrapper {
-        match config.response_format {
-            crate::config::ResponseFormat::Passthrough => Wrapper::Passthrough,
-        }
-    }
-
     pub fn decode(
         &self,
         parts: &http::request::Parts,
         body: Bytes,
-        _peer: Option<std::net::IpAddr>,
+        peer: Option<std::net::IpAddr>,
     ) -> Result<Decoded, BadRequest> {
-        match self {
-            Wrapper::Passthrough => Ok(Decoded {
-                event: decode(&parts.headers, body)?,
-                event_type: None,
-                event_source: None,
-            }),
-        }
+        let (event, attrs) = match self {
+            Wrapper::Passthrough => (decode(&parts.headers, body)?, None),
+            Wrapper::ApiGateway(v) => (apigateway::decode(parts, body, *v, peer)?, None),
+            Wrapper::CloudEvents(_) => cloudevents::decode(&parts.headers, body)?,
+        };
+        Ok(Decoded {
+            event,
+            event_type: attrs.as_ref().map(|a| a.event_type.clone()),
+            event_source: attrs.map(|a| a.source),
+        })
     }
 
     pub fn encode(&self, request_id: &str, outcome: Outcome) -> Reply {
         match self {
             Wrapper::Passthrough => encode(request_id, outcome),
+            Wrapper::ApiGateway(v) => apigateway::encode_outcome(request_id, outcome, *v),
+            Wrapper::CloudEvents(s) => cloudevents::encode(request_id, outcome, s),
         }
     }
 }
