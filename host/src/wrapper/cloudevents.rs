@@ -23,6 +23,7 @@ use http_body_util::Full;
 use serde_json::{Map, Value};
 
 use super::BadRequest;
+use super::ascii_json;
 use crate::dispatch::{Event, Outcome};
 use crate::reply::{self, Reply};
 
@@ -250,22 +251,6 @@ fn client_context(existing: Option<&str>, attributes: Vec<(String, String)>) -> 
         }
     }
     ascii_json(&Value::Object(root))
-}
-
-/// JSON text with every non-ASCII character as a `\u` escape (only strings hold any).
-fn ascii_json(value: &Value) -> String {
-    let text = value.to_string();
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            for unit in c.encode_utf16(&mut [0; 2]) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        }
-    }
-    out
 }
 
 /// What the function's reply is.

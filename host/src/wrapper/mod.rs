@@ -116,9 +116,25 @@ fn client_context(raw: &str) -> Result<String, BadRequest> {
 /// on anything else); newlines are removed.
 fn json_object(text: String, header: &str) -> Result<String, BadRequest> {
     match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(v @ serde_json::Value::Object(_)) => Ok(v.to_string()),
+        Ok(v @ serde_json::Value::Object(_)) => Ok(ascii_json(&v)),
         _ => Err(BadRequest(format!("{header} must be a JSON object"))),
     }
+}
+
+/// JSON text with every non-ASCII character as a `\u` escape (only strings hold any).
+pub(crate) fn ascii_json(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// An X-Ray trace header: `Root=1-{epoch seconds, hex}-{96 random bits, hex};Sampled=0`.
@@ -196,6 +212,18 @@ mod tests {
         let t = e.trace_id.unwrap();
         assert!(t.starts_with("Root=1-") && t.ends_with(";Sampled=0"), "{t}");
         assert_eq!(t.len(), "Root=1-".len() + 8 + 1 + 24 + ";Sampled=0".len());
+    }
+
+    #[test]
+    fn client_context_reaches_runtimes_as_ascii() {
+        let mut h = HeaderMap::new();
+        let cc = base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"k":"日本 ✓"}}"#);
+        h.insert("x-amz-client-context", cc.parse().unwrap());
+        let e = decode(&h, Bytes::new()).unwrap();
+        let text = e.client_context.unwrap();
+        assert!(text.is_ascii(), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["custom"]["k"], "日本 ✓");
     }
 
     #[test]
