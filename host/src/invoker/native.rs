@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
+use super::{next_backoff, pause};
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, InvocationError, RunnerId};
 use crate::metrics::Metrics;
@@ -24,7 +25,6 @@ use std::sync::atomic::Ordering;
 const STOP_GRACE: Duration = Duration::from_secs(3);
 /// A bootstrap that ran this long before exiting is restarted at once.
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest line of function output logged as one line.
 const MAX_LINE: usize = 16 * 1024;
 
@@ -59,7 +59,7 @@ pub async fn supervise(
                     "cannot start {}: {e}",
                     bootstrap.display()
                 );
-                backoff = next_backoff(backoff, Duration::ZERO);
+                backoff = next_backoff(backoff);
                 if pause(backoff, &stop).await {
                     continue;
                 }
@@ -107,7 +107,7 @@ pub async fn supervise(
             }
             Ended::Exited(_) => {
                 tracing::warn!(bootstrap = runner, failed, "bootstrap exited: {why}");
-                backoff = next_backoff(backoff, started.elapsed());
+                backoff = backoff_after(backoff, started.elapsed());
             }
         }
         if !pause(backoff, &stop).await {
@@ -116,22 +116,11 @@ pub async fn supervise(
     }
 }
 
-fn next_backoff(previous: Duration, ran: Duration) -> Duration {
+fn backoff_after(previous: Duration, ran: Duration) -> Duration {
     if ran >= HEALTHY_RUN {
         Duration::ZERO
     } else {
-        (previous * 2).clamp(Duration::from_millis(100), MAX_BACKOFF)
-    }
-}
-
-/// Sleeps `d` unless stopped first; true when the sleep ran out.
-async fn pause(d: Duration, stop: &CancellationToken) -> bool {
-    if d.is_zero() {
-        return !stop.is_cancelled();
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = stop.cancelled() => false,
+        next_backoff(previous)
     }
 }
 

@@ -22,6 +22,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use self::abi::{Feed, Guest, Shared};
 use self::output::LogStream;
+use super::{next_backoff, pause};
 use crate::config::{Config, Isolation, WasmSettings};
 use crate::dispatch::{Dispatcher, Invocation, InvocationError, Outcome, RunnerId};
 use crate::lambda_error::FunctionError;
@@ -30,7 +31,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the epoch advances: a guest past its deadline is stopped within this.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Which protocol the guest speaks, read from its imports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,19 +469,5 @@ fn start_ticker(engine: &Engine) {
         tracing::error!(
             "cannot start the epoch ticker: deadlines will only hold at host calls: {e}"
         );
-    }
-}
-
-fn next_backoff(previous: Duration) -> Duration {
-    (previous * 2).clamp(Duration::from_millis(100), MAX_BACKOFF)
-}
-
-async fn pause(d: Duration, stop: &CancellationToken) -> bool {
-    if d.is_zero() {
-        return !stop.is_cancelled();
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = stop.cancelled() => false,
     }
 }
