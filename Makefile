@@ -1,7 +1,7 @@
 # The two commands of the README's Quick start are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run run-wasm test functions lint test-deploy
+.PHONY: run run-wasm test functions lint test-deploy bench bench-smoke bench-micro
 
 ## Serves the bash example function on http://localhost:8080
 run:
@@ -49,3 +49,24 @@ test-deploy: $(DEPLOY_VENV)/installed
 	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" PYTHONDONTWRITEBYTECODE=1 \
 	IMAGE_PROFILE=$(IMAGE_PROFILE) \
 		$(DEPLOY_VENV)/bin/python -m pytest -p no:cacheprovider -rs deploy/test
+
+## Benchmarks (README "Performance"): release builds, then 3 interleaved rounds of every
+## scenario against the reference echo server; JSON under bench/results/. About 8 minutes
+## after the build. BENCH_ARGS="--rounds 1 --duration 5" for a quicker look.
+BENCH_ARGS ?=
+bench:
+	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench
+	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	python3 bench/bench.py $(BENCH_ARGS)
+
+## CI: a 2-second run of every scenario at c=1 and c=64 on dev builds (checks the harness,
+## not the numbers); fails on any error or missing scenario
+bench-smoke:
+	$(CARGO) build -p aws-custom-runtime -p rust-native-echo -p bench
+	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	python3 bench/bench.py --smoke --profile debug
+
+## Criterion micro-benchmarks: Dispatcher round trip, WASI fresh-instance / loop / stdio cycles
+bench-micro:
+	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	$(CARGO) bench -p aws-custom-runtime --benches

@@ -1,0 +1,496 @@
+#!/usr/bin/env python3
+"""The benchmark driver behind `make bench`: starts each scenario's server, loads it with
+wrk, samples the server's memory and CPU from /proc, and reports every scenario as a
+ratio to the reference echo server measured in the same round. Builds nothing: the
+Makefile builds the binaries first. Only standard library; Linux only (/proc).
+
+Usage: bench/bench.py [--smoke] [--rounds R] [--duration S] [--profile release|debug]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
+SMALL_BODY = b'{"name":"bench"}'
+BIG_BODY_BYTES = 1_000_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+SCENARIOS = ["reference", "native", "wasm-loop", "wasm-invocation", "wasm-stdio"]
+
+# (target name, scenario, load, metric, comparison, bound); ratios are to the reference.
+TARGETS = [
+    ("native c=64 throughput >= 20% of reference", "native", "c64", "rps_ratio", ">=", 0.20),
+    ("native c=1 p50 <= 2.5x reference", "native", "c1", "p50_ratio", "<=", 2.5),
+    ("wasm-loop c=64 throughput >= 60% of reference", "wasm-loop", "c64", "rps_ratio", ">=", 0.60),
+    ("wasm-invocation c=64 throughput >= 35% of reference", "wasm-invocation", "c64",
+     "rps_ratio", ">=", 0.35),
+    ("native host RSS idle <= 10 MB", "native", "c1", "rss_idle_mb", "<=", 10.0),
+    ("native host RSS peak at c=64 <= 30 MB", "native", "c64", "rss_peak_mb", "<=", 30.0),
+]
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_wrk():
+    """The load generator is Debian's wrk; a fresh machine gets it here."""
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        sys.exit("bench: wrk is missing; install it (apt-get install wrk)")
+    log("wrk is missing: installing it with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- /proc sampling -------------------------------------------------------------------
+
+def proc_stat(pid):
+    """(ppid, utime + stime in ticks) of one process, or None once it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def tree(pid):
+    """`pid` and its descendants (the native host's bootstraps)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = proc_stat(int(entry))
+            if st:
+                children.setdefault(st[0], []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def rss_kb(pid):
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def cpu_ticks(pids):
+    return sum((proc_stat(p) or (0, 0))[1] for p in pids)
+
+
+class RssSampler:
+    """Peak VmRSS of the server (and of its process tree) every 100 ms during a run."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.peak_tree = pid, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while True:
+            pids = tree(self.pid)
+            self.peak = max(self.peak, rss_kb(self.pid))
+            self.peak_tree = max(self.peak_tree, sum(rss_kb(p) for p in pids))
+            if self._stop.wait(0.1):
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+# ---- servers --------------------------------------------------------------------------
+
+def http_post(port, body=SMALL_BODY, timeout=5.0):
+    """One POST on a fresh connection; returns the status, or None if nothing listens."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                      b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            head = b""
+            while b"\r\n" not in head:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return None
+                head += chunk
+            return int(head.split(b" ", 2)[1])
+    except (ConnectionError, OSError, ValueError, IndexError):
+        return None
+
+
+class Server:
+    def __init__(self, name, cmd, env, logdir):
+        self.name, self.port = name, free_port()
+        env = dict(env, PORT=str(self.port))
+        self.log_path = Path(logdir) / f"{name}-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout=60.0):
+        """Seconds from process start to the first 200, polling in a tight loop."""
+        while time.perf_counter() - self.started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; "
+                                   f"log: {self.log_path}\n{self.log_tail()}")
+            if http_post(self.port, timeout=timeout) == 200:
+                return time.perf_counter() - self.started
+            time.sleep(0.0002)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s; log:\n{self.log_tail()}")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def log_tail(self, n=20):
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+class Setup:
+    """Binaries, function folders and the environment of every scenario."""
+
+    def __init__(self, profile, workdir):
+        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        bins = target / profile
+        wasm = target / "wasm32-wasip1" / "release"
+        self.host = bins / "aws-custom-runtime"
+        self.echo = bins / "bench-echo"
+        needed = [self.host, self.echo, bins / "bootstrap", wasm / "wasm-echo.wasm",
+                  wasm / "wasm-stdio.wasm"]
+        missing = [str(p) for p in needed if not p.exists()]
+        if missing:
+            sys.exit("bench: missing binaries (run `make bench`, which builds them):\n  "
+                     + "\n  ".join(missing))
+        self.work = Path(workdir)
+        self.logs = self.work / "logs"
+        self.logs.mkdir()
+        self.fn = {}
+        for name, src, dest in [("native", bins / "bootstrap", "bootstrap"),
+                                ("wasm-echo", wasm / "wasm-echo.wasm", "bootstrap.wasm"),
+                                ("wasm-stdio", wasm / "wasm-stdio.wasm", "bootstrap.wasm")]:
+            d = self.work / name
+            d.mkdir()
+            shutil.copy2(src, d / dest)
+            self.fn[name] = d
+        self.cache = self.work / "wasm-cache"
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("RUST_LOG", "RUST_BACKTRACE", "LOG_LEVEL", "WASM_",
+                                     "INVOKER_COUNT", "LAMBDA_TASK_ROOT", "QUEUE_SIZE"))}
+        self.base_env = dict(base, METRICS_PROMETHEUS_PORT="off", RUST_LIB_BACKTRACE="0")
+
+    def start(self, scenario, cache_dir=None):
+        env = dict(self.base_env, INVOKER_COUNT="4", WASM_CACHE_DIR=str(cache_dir or self.cache))
+        if scenario == "reference":
+            return Server(scenario, [str(self.echo)], self.base_env, self.logs)
+        if scenario == "native":
+            env["LAMBDA_TASK_ROOT"] = str(self.fn["native"])
+        elif scenario in ("wasm-loop", "wasm-invocation"):
+            env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-echo"])
+            env["WASM_ISOLATION"] = scenario.removeprefix("wasm-")
+        elif scenario == "wasm-stdio":
+            env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-stdio"])
+            env["WASM_ISOLATION"] = "invocation"
+        else:
+            raise ValueError(scenario)
+        return Server(scenario, [str(self.host)], env, self.logs)
+
+
+# ---- load -----------------------------------------------------------------------------
+
+def run_wrk(server, conns, duration, body_file=None):
+    """One closed-loop wrk run; returns its numbers and the server's RSS and CPU."""
+    threads = min(2, conns)
+    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--timeout", "10s",
+           "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{server.port}/"]
+    env = dict(os.environ, BENCH_BODY_FILE=str(body_file or ""))
+    pids = tree(server.proc.pid)
+    cpu0, cpu0_host = cpu_ticks(pids), cpu_ticks([server.proc.pid])
+    with RssSampler(server.proc.pid) as rss:
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                             timeout=duration + 60)
+    cpu1, cpu1_host = cpu_ticks(pids), cpu_ticks([server.proc.pid])
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
+    r = json.loads(line.removeprefix("BENCH_RESULT "))
+    n = max(r["requests"], 1)
+    errors = sum(r["errors"].values())
+    lat = r["latency_us"]
+    return {
+        "requests": r["requests"],
+        "rps": r["requests"] / (r["duration_us"] / 1e6),
+        "p50_ms": lat["p50"] / 1000, "p90_ms": lat["p90"] / 1000,
+        "p99_ms": lat["p99"] / 1000, "p999_ms": lat["p999"] / 1000,
+        "max_ms": lat["max"] / 1000,
+        "errors": errors, "error_detail": r["errors"],
+        "rss_peak_mb": rss.peak / 1024, "rss_peak_tree_mb": rss.peak_tree / 1024,
+        "cpu_us_per_req": (cpu1 - cpu0) / CLK_TCK * 1e6 / n,
+        "host_cpu_us_per_req": (cpu1_host - cpu0_host) / CLK_TCK * 1e6 / n,
+    }
+
+
+def measure_scenario(setup, scenario, loads, duration, warmup):
+    server = setup.start(scenario)
+    try:
+        startup = server.wait_ready()
+        time.sleep(0.3)
+        pid = server.proc.pid
+        idle = rss_kb(pid) / 1024
+        idle_tree = sum(rss_kb(p) for p in tree(pid)) / 1024
+        if warmup:
+            run_wrk(server, 64, warmup)
+        out = {}
+        for load, conns, body in loads:
+            r = run_wrk(server, conns, duration, body)
+            r.update(rss_idle_mb=idle, rss_idle_tree_mb=idle_tree, startup_s=startup)
+            if not server.alive():
+                raise RuntimeError(f"{scenario} died during {load}:\n{server.log_tail()}")
+            out[load] = r
+            log(f"  {scenario:16} {load:7} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:.3f} ms  "
+                f"p99 {r['p99_ms']:.3f} ms  errors {r['errors']}  peak {r['rss_peak_mb']:.1f} MB")
+        return out
+    finally:
+        code = server.stop()
+        if code not in (0, -signal.SIGTERM):
+            log(f"  {scenario} exited with {code} on SIGTERM; log: {server.log_path}")
+
+
+def cold_starts(setup, repeats):
+    """Process start to first 200: native, WASI compiling, WASI from the precompiled cache."""
+    out = {"native": [], "wasm-no-cache": [], "wasm-cache": []}
+    warm = setup.work / "cold-cache"
+    s = setup.start("wasm-loop", cache_dir=warm)  # fills the cache; not counted
+    try:
+        s.wait_ready()
+    finally:
+        s.stop()
+    for i in range(repeats):
+        for kind in out:
+            if kind == "native":
+                s = setup.start("native")
+            elif kind == "wasm-cache":
+                s = setup.start("wasm-loop", cache_dir=warm)
+            else:
+                s = setup.start("wasm-loop", cache_dir=setup.work / f"fresh-cache-{i}")
+            try:
+                out[kind].append(s.wait_ready() * 1000)
+            finally:
+                s.stop()
+    return {k: {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v),
+                "samples_ms": v} for k, v in out.items()}
+
+
+# ---- report ---------------------------------------------------------------------------
+
+def summarize(rounds, loads):
+    """Medians over rounds; ratios are taken within each round, then their median."""
+    table = {}
+    for scenario in SCENARIOS:
+        for load, _, _ in loads:
+            runs = [r[scenario][load] for r in rounds if load in r.get(scenario, {})]
+            pairs = [(r[scenario][load], r["reference"][load]) for r in rounds
+                     if load in r.get(scenario, {}) and load in r.get("reference", {})]
+            if not runs:
+                continue
+            med = {k: statistics.median(x[k] for x in runs)
+                   for k in runs[0] if isinstance(runs[0][k], (int, float))}
+            med["errors"] = sum(x["errors"] for x in runs)
+            med["rounds"] = len(runs)
+            if pairs:
+                med["rps_ratio"] = statistics.median(x["rps"] / ref["rps"] for x, ref in pairs)
+                med["p50_ratio"] = statistics.median(
+                    x["p50_ms"] / ref["p50_ms"] for x, ref in pairs)
+            table.setdefault(scenario, {})[load] = med
+    return table
+
+
+def check_targets(table, cold):
+    out = []
+    for name, scenario, load, metric, cmp, bound in TARGETS:
+        v = table.get(scenario, {}).get(load, {}).get(metric)
+        met = v is not None and (v >= bound if cmp == ">=" else v <= bound)
+        out.append({"target": name, "value": v, "met": met})
+    if cold:
+        v = cold["wasm-cache"]["median_ms"]
+        out.append({"target": "cold start with the module cache <= 20 ms", "value": v,
+                    "met": v <= 20})
+    errors = sum(m["errors"] for s in table.values() for m in s.values())
+    out.append({"target": "0 errors in every run", "value": errors, "met": errors == 0})
+    return out
+
+
+def markdown(table, cold, targets):
+    lines = ["| scenario | load | req/s | × ref req/s | p50 ms | × ref p50 | p99 ms | p99.9 ms "
+             "| errors | RSS idle MB | RSS peak MB | CPU µs/req |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for scenario, by_load in table.items():
+        for load, m in by_load.items():
+            lines.append(
+                f"| {scenario} | {load} | {m['rps']:.0f} | {m.get('rps_ratio', 0):.2f} "
+                f"| {m['p50_ms']:.3f} | {m.get('p50_ratio', 0):.2f} | {m['p99_ms']:.3f} "
+                f"| {m['p999_ms']:.3f} | {m['errors']} | {m['rss_idle_mb']:.1f} "
+                f"| {m['rss_peak_mb']:.1f} | {m['cpu_us_per_req']:.0f} |")
+    if cold:
+        lines += ["", "| cold start (process start → first 200) | median ms | min ms | max ms |",
+                  "|---|--:|--:|--:|"]
+        names = {"native": "native (rust-native)",
+                 "wasm-no-cache": "WASI, no precompiled cache (compiles)",
+                 "wasm-cache": "WASI, precompiled cache"}
+        for k, v in cold.items():
+            lines.append(f"| {names[k]} | {v['median_ms']:.1f} | {v['min_ms']:.1f} "
+                         f"| {v['max_ms']:.1f} |")
+    lines += ["", "| target | value | met |", "|---|--:|---|"]
+    for t in targets:
+        v = t["value"]
+        shown = "n/a" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+        lines.append(f"| {t['target']} | {shown} | {'yes' if t['met'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def machine():
+    model = next((ln.split(":", 1)[1].strip() for ln in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if ln.startswith("model name")), "unknown")
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "-uno"],
+                           capture_output=True, text=True).stdout.strip()
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "loadavg": os.getloadavg(), "git": rev + ("-dirty" if dirty else ""),
+            "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if wrk.stdout + wrk.stderr else ""}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true",
+                    help="CI check: 1 round, 2 s runs, c=1 and c=64 only, 1 cold start each")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--profile", default="release", help="cargo profile folder: release, debug")
+    ap.add_argument("--cold-repeats", type=int, default=5)
+    ap.add_argument("--out", help="folder for the JSON (default bench/results; "
+                                  "smoke: target/bench-smoke)")
+    args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.duration, args.cold_repeats = 1, 2, 1
+    out_dir = Path(args.out) if args.out else (
+        ROOT / "target" / "bench-smoke" if args.smoke else ROOT / "bench" / "results")
+
+    ensure_wrk()
+    began = time.time()
+    info = machine()
+    log(f"{info['nproc']} CPUs ({info['cpu']}), kernel {info['kernel']}, "
+        f"load {info['loadavg'][0]:.2f}; {args.rounds} rounds of {args.duration} s runs")
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as work:
+        setup = Setup(args.profile, work)
+        big = Path(work) / "body-1mb.json"
+        prefix = b'{"name":"bench","data":"'
+        big.write_bytes(prefix + b"a" * (BIG_BODY_BYTES - len(prefix) - 2) + b'"}')
+        loads = [("c1", 1, None), ("c64", 64, None)]
+        if not args.smoke:
+            loads.append(("1mb-c4", 4, big))
+        warmup = 0 if args.smoke else 1
+        rounds = []
+        for i in range(args.rounds):
+            log(f"round {i + 1}/{args.rounds}")
+            order = SCENARIOS[i % len(SCENARIOS):] + SCENARIOS[:i % len(SCENARIOS)]
+            result = {}
+            for scenario in order:
+                try:
+                    result[scenario] = measure_scenario(setup, scenario, loads, args.duration,
+                                                        warmup)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    failures.append(f"{scenario} (round {i + 1}): {e}")
+                    log(f"  {scenario} FAILED: {e}")
+            rounds.append(result)
+        log("cold starts")
+        try:
+            cold = cold_starts(setup, args.cold_repeats)
+        except RuntimeError as e:
+            failures.append(f"cold start: {e}")
+            cold = None
+
+    table = summarize(rounds, loads)
+    targets = check_targets(table, cold)
+    checks, failed = 1, int(cold is None)
+    for scenario in SCENARIOS:
+        for load, _, _ in loads:
+            m = table.get(scenario, {}).get(load)
+            checks += 1
+            if m is None or m["rounds"] < args.rounds:
+                failures.append(f"{scenario} {load}: missing from some round")
+            elif m["errors"]:
+                failures.append(f"{scenario} {load}: {m['errors']} errors")
+            elif m["requests"] == 0:
+                failures.append(f"{scenario} {load}: no request completed")
+            else:
+                continue
+            failed += 1
+    report = markdown(table, cold, targets)
+    print(report)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = out_dir / f"{stamp}.json"
+    path.write_text(json.dumps({
+        "machine": info, "loadavg_end": os.getloadavg(), "smoke": args.smoke,
+        "profile": args.profile, "rounds": args.rounds, "duration_s": args.duration,
+        "elapsed_s": time.time() - began, "summary": table, "cold_start": cold,
+        "targets": targets, "runs": rounds, "failures": failures,
+    }, indent=1) + "\n")
+    log(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
+        f"in {time.time() - began:.0f} s")
+    if failures:
+        print("\nFAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+    # Scenario × load runs and the cold starts, each passed when it ran with no error.
+    print(f"\nbench: {checks - failed} passed, {failed} failed")
+    if failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
