@@ -151,16 +151,16 @@ impl Dispatcher {
         }
         Ticket {
             id,
-            rx,
+            rx: Some(rx),
             ttl,
             deadline,
             dispatcher: self.clone(),
-            _admission: admission,
+            admission: Some(admission),
         }
     }
 
     /// Waits for the next invocation for `runner`, skipping the ones whose caller has
-    /// already been answered (they are withdrawn, never delivered). Cancel-safe.
+    /// already been answered or has hung up (they are withdrawn, never delivered). Cancel-safe.
     pub async fn next(&self, runner: RunnerId) -> Invocation {
         self.ready.send_if_modified(|r| !std::mem::replace(r, true));
         loop {
@@ -253,14 +253,17 @@ impl Dispatcher {
     }
 }
 
-/// The caller's side of one invocation.
+/// The caller's side of one invocation. A ticket dropped before its outcome (the caller
+/// hung up) withdraws its invocation if it is still queued, and leaves a watcher that resets
+/// the runner holding it at the deadline, so nothing is left running past it.
 pub struct Ticket {
     id: Arc<str>,
-    rx: oneshot::Receiver<Outcome>,
+    /// `None` once the outcome has been taken.
+    rx: Option<oneshot::Receiver<Outcome>>,
     ttl: Duration,
     deadline: Instant,
     dispatcher: Arc<Dispatcher>,
-    _admission: Admission,
+    admission: Option<Admission>,
 }
 
 impl Ticket {
@@ -271,25 +274,68 @@ impl Ticket {
     /// Waits for the outcome, or for the deadline: then the invocation is withdrawn if
     /// still queued, or its runner is reset if it held it. The admission comes back so that
     /// the caller holds its place until it has delivered the result.
-    pub async fn outcome(mut self) -> (Outcome, Admission) {
-        let outcome = self.wait().await;
-        (outcome, self._admission)
+    pub async fn outcome(mut self) -> (Outcome, Option<Admission>) {
+        let outcome = match self.rx.as_mut() {
+            Some(rx) => wait(rx, &self.id, self.deadline, self.ttl, &self.dispatcher).await,
+            None => Outcome::Failed(InvocationError::ShuttingDown),
+        };
+        self.rx = None;
+        (outcome, self.admission.take())
     }
+}
 
-    async fn wait(&mut self) -> Outcome {
-        match tokio::time::timeout_at(self.deadline.into(), &mut self.rx).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Outcome::Failed(InvocationError::ShuttingDown),
-            Err(_elapsed) => {
-                self.rx.close();
-                if let Ok(outcome) = self.rx.try_recv() {
-                    return outcome;
-                }
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else {
+            return;
+        };
+        // Nobody will read the outcome: a runner skips the invocation if it is still queued.
+        rx.close();
+        let (id, deadline) = (self.id.clone(), self.deadline);
+        let dispatcher = self.dispatcher.clone();
+        let admission = self.admission.take();
+        // A runner may hold it already: it is reset at the deadline if it still does.
+        let watch = async move {
+            tokio::time::sleep_until(deadline.into()).await;
+            if let Some(runner) = dispatcher.expire(&id) {
+                dispatcher.reset_signal(runner).notify_waiters();
+            }
+            drop(admission);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(watch);
+            }
+            // No runtime left to wait on (the host is stopping): withdraw it now.
+            Err(_) => {
                 if let Some(runner) = self.dispatcher.expire(&self.id) {
                     self.dispatcher.reset_signal(runner).notify_waiters();
                 }
-                Outcome::Failed(InvocationError::Timeout(self.ttl))
             }
+        }
+    }
+}
+
+/// The outcome of invocation `id`, or its end at the deadline.
+async fn wait(
+    rx: &mut oneshot::Receiver<Outcome>,
+    id: &str,
+    deadline: Instant,
+    ttl: Duration,
+    dispatcher: &Dispatcher,
+) -> Outcome {
+    match tokio::time::timeout_at(deadline.into(), &mut *rx).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Outcome::Failed(InvocationError::ShuttingDown),
+        Err(_elapsed) => {
+            rx.close();
+            if let Ok(outcome) = rx.try_recv() {
+                return outcome;
+            }
+            if let Some(runner) = dispatcher.expire(id) {
+                dispatcher.reset_signal(runner).notify_waiters();
+            }
+            Outcome::Failed(InvocationError::Timeout(ttl))
         }
     }
 }
@@ -368,6 +414,33 @@ mod tests {
         ));
         reset.await;
         assert!(d.complete(&inv.id, respond("too late")).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticket_dropped_by_its_caller_still_resets_the_runner_at_the_deadline() {
+        let d = Dispatcher::new(1, 1);
+        let t = d.enqueue(d.admit().unwrap(), event("slow"), Duration::from_millis(10));
+        let inv = d.next(0).await;
+        let reset = d.reset_signal(0).notified();
+        tokio::pin!(reset);
+        reset.as_mut().enable();
+        drop(t);
+        assert!(
+            d.admit().is_err(),
+            "the abandoned invocation keeps its place"
+        );
+        reset.await;
+        assert!(d.complete(&inv.id, respond("too late")).is_err());
+        tokio::task::yield_now().await;
+        assert!(d.admit().is_ok(), "and gives it back at the deadline");
+    }
+
+    #[tokio::test]
+    async fn a_queued_invocation_whose_caller_left_is_never_delivered() {
+        let d = Dispatcher::new(1, 4);
+        drop(d.enqueue(d.admit().unwrap(), event("gone"), Duration::from_secs(5)));
+        let _fresh = d.enqueue(d.admit().unwrap(), event("fresh"), Duration::from_secs(5));
+        assert_eq!(&d.next(0).await.event.body[..], b"fresh");
     }
 
     #[tokio::test]

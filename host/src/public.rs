@@ -62,18 +62,9 @@ impl Public {
             .dispatcher
             .enqueue(admission, decoded.event, self.function_ttl);
         let id = ticket.id().clone();
-        // The wait runs in its own task so that a caller who hangs up still has its
-        // invocation timed out and its runner reset.
-        let (outcome, admission) = match tokio::spawn(ticket.outcome()).await {
-            Ok(done) => done,
-            Err(e) => {
-                return host_error(reply::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalError",
-                    &format!("RequestId: {id} Error: {e}"),
-                ));
-            }
-        };
+        // A caller who hangs up drops the ticket; it then still times the invocation out
+        // and resets its runner (see `Ticket`).
+        let (outcome, admission) = ticket.outcome().await;
         let mut result = match &outcome {
             Outcome::Response { .. } => metrics::Result::Success,
             Outcome::FunctionError(_) => metrics::Result::UserError,

@@ -180,17 +180,29 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
 }
 
 /// The context a guest reads, as documented in ABI.md.
+#[derive(serde::Serialize)]
+struct ContextJson<'a> {
+    request_id: &'a str,
+    deadline_ms: u64,
+    invoked_function_arn: &'a str,
+    trace_id: Option<&'a str>,
+    client_context: Option<&'a str>,
+    cognito_identity: Option<&'a str>,
+    content_type: Option<&'a str>,
+}
+
+/// The context of `inv` as JSON, serialized straight from borrowed fields.
 pub fn context_json(inv: &Invocation, function_arn: &str) -> Vec<u8> {
     let e = &inv.event;
-    serde_json::to_vec(&serde_json::json!({
-        "request_id": &*inv.id,
-        "deadline_ms": inv.deadline_ms,
-        "invoked_function_arn": function_arn,
-        "trace_id": e.trace_id,
-        "client_context": e.client_context,
-        "cognito_identity": e.cognito_identity,
-        "content_type": e.content_type,
-    }))
+    serde_json::to_vec(&ContextJson {
+        request_id: &inv.id,
+        deadline_ms: inv.deadline_ms,
+        invoked_function_arn: function_arn,
+        trace_id: e.trace_id.as_deref(),
+        client_context: e.client_context.as_deref(),
+        cognito_identity: e.cognito_identity.as_deref(),
+        content_type: e.content_type.as_deref(),
+    })
     .unwrap_or_default()
 }
 
