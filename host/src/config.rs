@@ -121,6 +121,12 @@ pub struct Args {
     /// Default: aws-custom-runtime-cache in the temp folder; `off` disables the cache.
     #[arg(long, env = "WASM_CACHE_DIR", value_name = "WASM_CACHE_DIR")]
     pub wasm_cache_dir: Option<String>,
+
+    /// WASI functions: write /tmp/perf-<pid>.map so that `perf` names the guest's functions
+    /// in profiles (`true`/`false`).
+    #[arg(long, env = "WASM_PERF_MAP", value_name = "WASM_PERF_MAP", default_value = "false",
+          value_parser = parse_flag, action = clap::ArgAction::Set)]
+    pub wasm_perf_map: bool,
 }
 
 /// How WASI instances map to invocations.
@@ -145,6 +151,7 @@ pub struct WasmSettings {
     pub isolation: Isolation,
     pub memory_limit: usize,
     pub cache_dir: Option<PathBuf>,
+    pub perf_map: bool,
 }
 
 /// How requests become events and outcomes become replies.
@@ -312,6 +319,7 @@ impl Config {
                     .wasm_memory_limit
                     .unwrap_or(function.memory_mb as usize * MIB),
                 cache_dir,
+                perf_map: args.wasm_perf_map,
             })
         } else {
             let bootstrap = task_root.join("bootstrap");
@@ -461,6 +469,15 @@ fn parse_port_or_off(s: &str) -> Result<PortOrOff, String> {
             .parse()
             .map(|p| PortOrOff(Some(p)))
             .map_err(|_| "expected a port number or off".into()),
+    }
+}
+
+/// A switch as environment variables spell them: true/false, 1/0, yes/no, on/off.
+fn parse_flag(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err("expected true or false".into()),
     }
 }
 

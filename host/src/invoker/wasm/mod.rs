@@ -85,7 +85,7 @@ impl WasmFunction {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<WasmFunction> {
         let slots = config.invoker_count.max(1) as u32;
-        let engine = engine(slots, settings.memory_limit)?;
+        let engine = engine(slots, settings.memory_limit, settings.perf_map)?;
         let bytes = std::fs::read(&settings.module)
             .with_context(|| format!("cannot read {}", settings.module.display()))?;
         let (module, source) = cache::load(&engine, &bytes, settings.cache_dir.as_deref())?;
@@ -427,7 +427,7 @@ async fn reset(dispatcher: &Dispatcher, runner: RunnerId) {
 /// One engine for the function: epoch interruption, and the pooling allocator with
 /// copy-on-write memory images and resident pages kept between instances, so that a
 /// fresh instance costs microseconds.
-fn engine(slots: u32, memory_limit: usize) -> anyhow::Result<Engine> {
+fn engine(slots: u32, memory_limit: usize, perf_map: bool) -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     let page = 64 * 1024;
     let max_memory = memory_limit.div_ceil(page) * page;
@@ -443,6 +443,9 @@ fn engine(slots: u32, memory_limit: usize) -> anyhow::Result<Engine> {
     cfg.epoch_interruption(true)
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if perf_map {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     match Engine::new(&cfg) {
         Ok(e) => Ok(e),
         Err(e) => {
