@@ -68,5 +68,5 @@ bench-smoke:
 
 ## Criterion micro-benchmarks: Dispatcher round trip, WASI fresh-instance / loop / stdio cycles
 bench-micro:
-	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio -p test-guests
 	$(CARGO) bench -p aws-custom-runtime --benches

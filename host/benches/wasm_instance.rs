@@ -2,8 +2,9 @@
 //! runner on one thread: `WASM_ISOLATION=invocation` measures the fresh-instance cycle
 //! (instantiate from the template, run the echo guest, tear the sandbox down) plus the
 //! Dispatcher round trip; `loop` the same invocation on a long-lived instance; `stdio` a
-//! plain WASI command. Needs the guests: `cargo build --release --target wasm32-wasip1
-//! -p wasm-echo -p wasm-stdio`; a missing one is skipped with a message.
+//! plain WASI command; `abi-echo` (tests/guests) the fresh-instance cycle with the smallest
+//! guest, the host's own share. Needs the guests: `cargo build --release --target
+//! wasm32-wasip1 -p wasm-echo -p wasm-stdio -p test-guests`; a missing one is skipped.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -122,6 +123,12 @@ fn fresh_instance(c: &mut Criterion) {
     bench(c, "wasm/fresh_instance_echo", "wasm-echo", "invocation");
 }
 
+/// The same cycle with the smallest possible guest (`abi-echo`: raw ABI, no SDK, no JSON):
+/// what the host itself costs.
+fn fresh_instance_minimal_guest(c: &mut Criterion) {
+    bench(c, "wasm/fresh_instance_abi_echo", "abi-echo", "invocation");
+}
+
 fn long_lived_instance(c: &mut Criterion) {
     bench(c, "wasm/loop_instance_echo", "wasm-echo", "loop");
 }
@@ -135,6 +142,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = fresh_instance, long_lived_instance, stdio_command
+    targets = fresh_instance, fresh_instance_minimal_guest, long_lived_instance, stdio_command
 }
 criterion_main!(benches);

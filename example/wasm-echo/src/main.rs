@@ -1,5 +1,11 @@
-//! An echo function for the WASI host, written exactly like a `lambda_runtime` function: only
-//! the `use lambda_wasi` line differs. It greets the event's `name` and echoes the event back.
+//! An echo function for the WASI host, written like a `lambda_runtime` function: the handler
+//! is the same code, only the `use lambda_wasi` line differs. It greets the event's `name` and
+//! echoes the event back.
+//!
+//! `main` drives the loop with the SDK's `block_on` instead of `#[tokio::main]`: host calls
+//! block, so a WASI guest needs no async runtime, and starting one costs every fresh instance
+//! (`WASM_ISOLATION=invocation`) a few microseconds. `#[tokio::main(flavor = "current_thread")]`
+//! works as well.
 
 use lambda_wasi::{Error, LambdaEvent, service_fn};
 use serde::{Deserialize, Serialize};
@@ -31,7 +37,6 @@ async fn handler(event: LambdaEvent<Request>) -> Result<Response, Error> {
     })
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    lambda_wasi::run(service_fn(handler)).await
+fn main() -> Result<(), Error> {
+    lambda_wasi::block_on(lambda_wasi::run(service_fn(handler)))
 }
