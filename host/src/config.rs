@@ -640,6 +640,17 @@ mod tests {
     }
 
     #[test]
+    fn switches_take_the_usual_spellings() {
+        for yes in ["true", "TRUE", "1", "yes", "on"] {
+            assert_eq!(parse_flag(yes), Ok(true), "{yes}");
+        }
+        for no in ["false", "0", "no", "off", ""] {
+            assert_eq!(parse_flag(no), Ok(false), "{no:?}");
+        }
+        assert!(parse_flag("maybe").is_err());
+    }
+
+    #[test]
     fn civil_dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_781), (2026, 11, 24));
