@@ -242,8 +242,12 @@ impl Dispatcher {
         self.lock().len()
     }
 
-    fn expire(&self, id: &str) -> Option<RunnerId> {
-        self.lock().remove(id).map(|f| f.runner)
+    /// Ends `id` past its deadline: the runner holding it, if any, is reset.
+    fn expire(&self, id: &str) {
+        let held_by = self.lock().remove(id).map(|f| f.runner);
+        if let Some(runner) = held_by {
+            self.reset_signal(runner).notify_waiters();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, InFlight>> {
@@ -289,16 +293,29 @@ impl Drop for Ticket {
         let Some(mut rx) = self.rx.take() else {
             return;
         };
-        // Nobody will read the outcome: a runner skips the invocation if it is still queued.
-        rx.close();
-        let (id, deadline) = (self.id.clone(), self.deadline);
+        // The caller hung up. Decided under the lock `next` takes: a queued invocation is
+        // closed, so no runner will take it; one a runner holds keeps running.
+        let in_flight = {
+            let inflight = self.dispatcher.lock();
+            let held = inflight.contains_key(&*self.id);
+            if !held {
+                rx.close();
+            }
+            held
+        };
+        if !in_flight && rx.try_recv().is_ok() {
+            return; // It had already ended: its place is free now.
+        }
+        let (id, deadline, ttl) = (self.id.clone(), self.deadline, self.ttl);
         let dispatcher = self.dispatcher.clone();
         let admission = self.admission.take();
-        // A runner may hold it already: it is reset at the deadline if it still does.
+        // The place is held until the invocation ends: at its outcome, or at the deadline,
+        // when its runner is reset (a withdrawn one still sits in the queue until then).
         let watch = async move {
-            tokio::time::sleep_until(deadline.into()).await;
-            if let Some(runner) = dispatcher.expire(&id) {
-                dispatcher.reset_signal(runner).notify_waiters();
+            if in_flight {
+                let _ = wait(&mut rx, &id, deadline, ttl, &dispatcher).await;
+            } else {
+                tokio::time::sleep_until(deadline.into()).await;
             }
             drop(admission);
         };
@@ -306,12 +323,8 @@ impl Drop for Ticket {
             Ok(runtime) => {
                 runtime.spawn(watch);
             }
-            // No runtime left to wait on (the host is stopping): withdraw it now.
-            Err(_) => {
-                if let Some(runner) = self.dispatcher.expire(&self.id) {
-                    self.dispatcher.reset_signal(runner).notify_waiters();
-                }
-            }
+            // No runtime left to wait on (the host is stopping): end it now.
+            Err(_) => self.dispatcher.expire(&self.id),
         }
     }
 }
@@ -332,9 +345,7 @@ async fn wait(
             if let Ok(outcome) = rx.try_recv() {
                 return outcome;
             }
-            if let Some(runner) = dispatcher.expire(id) {
-                dispatcher.reset_signal(runner).notify_waiters();
-            }
+            dispatcher.expire(id);
             Outcome::Failed(InvocationError::Timeout(ttl))
         }
     }
@@ -433,6 +444,23 @@ mod tests {
         assert!(d.complete(&inv.id, respond("too late")).is_err());
         tokio::task::yield_now().await;
         assert!(d.admit().is_ok(), "and gives it back at the deadline");
+    }
+
+    #[tokio::test]
+    async fn a_ticket_dropped_in_flight_gives_its_place_back_when_the_runner_answers() {
+        let d = Dispatcher::new(1, 1);
+        let t = d.enqueue(d.admit().unwrap(), event("a"), Duration::from_secs(60));
+        let inv = d.next(0).await;
+        drop(t);
+        assert!(d.admit().is_err(), "held while the runner works");
+        d.complete(&inv.id, respond("done")).unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            d.admit().is_ok(),
+            "free once it answered, not at the deadline"
+        );
     }
 
     #[tokio::test]
