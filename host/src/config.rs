@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::wrapper::{Wrapper, cloudevents};
+use crate::wrapper::{Wrapper, WrapperKind, cloudevents};
 
 /// Command line and environment of `aws-custom-runtime`. Every flag has an environment
 /// variable of the same meaning; the names are those of triggermesh's Go runtime.
@@ -277,9 +277,9 @@ impl Config {
             account: get("AWS_ACCOUNT_ID").unwrap_or_else(|| "000000000000".into()),
             handler: args.handler.filter(|h| !h.is_empty()),
         };
-        let wrapper = match args.response_format.unwrap_or(ResponseFormat::Passthrough) {
-            ResponseFormat::Passthrough => Wrapper::Passthrough,
-            ResponseFormat::ApiGateway => Wrapper::ApiGateway(args.api_gateway_payload_version),
+        let wrapper_kind = match args.response_format.unwrap_or(ResponseFormat::Passthrough) {
+            ResponseFormat::Passthrough => WrapperKind::Passthrough,
+            ResponseFormat::ApiGateway => WrapperKind::ApiGateway(args.api_gateway_payload_version),
             ResponseFormat::CloudEvents => {
                 // The Go runtime's code reads CE_OVERRIDES_*, its README documents CE_*.
                 let either = |a: Option<String>, b: &str| a.or_else(|| env.get(b).cloned());
@@ -294,9 +294,10 @@ impl Config {
                     value: String::new(),
                     reason,
                 })?;
-                Wrapper::CloudEvents(settings)
+                WrapperKind::CloudEvents(settings)
             }
         };
+        let wrapper = Wrapper::new(wrapper_kind);
         let lambda_env = lambda_env(&function, &task_root, env);
         let module = task_root.join("bootstrap.wasm");
         let kind = if module.is_file() {
