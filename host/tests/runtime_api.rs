@@ -149,12 +149,17 @@ async fn next_long_polls_and_carries_the_context_headers() {
 }
 
 #[tokio::test]
-async fn next_defaults_to_json_content_type_and_makes_a_trace_id() {
+async fn next_defaults_to_json_content_type_and_makes_no_trace_id() {
     let api = Api::start(&[]).await;
     let caller = api.call("{}");
     let r = api.next().await;
     assert_eq!(header(&r, "content-type"), "application/json");
-    assert!(header(&r, "lambda-runtime-trace-id").starts_with("Root=1-"));
+    // Tracing is PassThrough by default: no trace id when the caller sent none.
+    assert!(
+        r.headers()
+            .get("lambda-runtime-trace-id")
+            .is_none_or(|v| v.is_empty())
+    );
     assert!(r.headers().get("lambda-runtime-client-context").is_none());
     let id = header(&r, "lambda-runtime-aws-request-id");
     api.post_response(&id, "{}").await;
