@@ -386,3 +386,64 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
     assert!(!status.success());
     assert!(out.contains("not an executable"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_context_headers_are_400s_and_a_lambda_runtime_bootstrap_takes_every_accepted_one()
+{
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let dir = probe();
+    let host = Host::start(
+        dir.path(),
+        &[("INVOKER_COUNT", "1"), ("_HANDLER", "probe.handler")],
+    );
+    let call = |headers: Vec<(&'static str, String)>| {
+        let mut req = host
+            .client
+            .post(host.url("/"))
+            .body(json!({"context": true}).to_string());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let (_, first) = host.invoke(json!({"context": true})).await;
+    let hostile = [
+        ("x-amz-cognito-identity", "{}".to_owned()),
+        ("x-amz-client-context", b64(r#"{"custom":{"a":1}}"#)),
+        (
+            "x-amzn-trace-id",
+            format!("Root={}", "1".repeat(150 * 1024)),
+        ),
+        ("x-amzn-trace-id", "Root=1-a-b".to_owned()),
+    ];
+    for (name, value) in hostile {
+        let r = call(vec![(name, value)]).await.unwrap();
+        assert_eq!(r.status(), 400, "{name}");
+        let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(body["errorType"], "InvalidRequestContentException");
+        assert!(
+            body["errorMessage"].as_str().unwrap().contains("X-Amz"),
+            "{body}"
+        );
+    }
+    let client = r#"{"client":{"installation_id":"i","app_title":"t","app_version_name":"n","app_version_code":"c","app_package_name":"p"},"custom":{"k":"日本"},"env":{"locale":"en"}}"#;
+    let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let r = call(vec![
+        ("x-amz-client-context", b64(client)),
+        (
+            "x-amz-cognito-identity",
+            r#"{"cognitoIdentityId":"us-east-1:id","cognitoIdentityPoolId":"us-east-1:pool"}"#
+                .to_owned(),
+        ),
+        ("x-amzn-trace-id", trace.to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{}", host.logs());
+    let ctx: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(ctx["client_context"]["custom"], json!({"k": "日本"}));
+    assert_eq!(ctx["identity"], "us-east-1:id");
+    assert_eq!(ctx["trace_id"], trace);
+    assert_eq!(ctx["pid"], first["pid"], "the bootstrap never restarted");
+}

@@ -1,6 +1,6 @@
 //! API Gateway's Lambda proxy integration (`RESPONSE_FORMAT=API_GATEWAY`): a request becomes
 //! the proxy event AWS sends (payload 1.0 of REST APIs by default, 2.0 of HTTP APIs;
-//! [`request`]), and the function's proxy response becomes the reply ([`response`]). Pure: no
+//! `request.rs`), and the function's proxy response becomes the reply (`response.rs`). Pure: no
 //! I/O, no configuration reading.
 //!
 //! AWS is the reference: the Go runtime's last version ignored `API_GATEWAY` (its converter

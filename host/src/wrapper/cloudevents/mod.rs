@@ -1,7 +1,7 @@
 //! CloudEvents (`RESPONSE_FORMAT=CLOUDEVENTS`) with the Go runtime's semantics: an event
 //! (structured or binary mode) becomes its data as the payload and its attributes as the
-//! client context's `custom` map ([`request`]); the function's reply becomes a CloudEvents
-//! 1.0 event, sent back in binary mode ([`response`]). Pure: no I/O, no configuration
+//! client context's `custom` map (`request.rs`); the function's reply becomes a CloudEvents
+//! 1.0 event, sent back in binary mode (`response.rs`). Pure: no I/O, no configuration
 //! reading. The event model, its JSON format and its validation are the `cloudevents-sdk`
 //! crate's. The HTTP binding is written here over the crate's message traits, because the
 //! crate's own binding does not percent-encode header values (nor decode them), which the

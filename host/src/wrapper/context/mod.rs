@@ -64,7 +64,7 @@ impl Default for ContextOptions {
     }
 }
 
-/// The checked context of a request, ready to become an [`Event`](crate::dispatch::Event)'s.
+/// The checked context of a request, ready to become an event's ([`Context::into_event`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
     /// The request's `Content-Type`, when it is text.
