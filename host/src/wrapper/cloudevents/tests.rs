@@ -530,3 +530,13 @@ fn errors_and_failures_keep_the_passthrough_replies() {
     );
     assert_eq!(r.status(), 504);
 }
+
+#[test]
+fn attributes_too_large_for_the_client_context_are_a_bad_request() {
+    let big = "x".repeat(crate::wrapper::context::MAX_CLIENT_CONTEXT_JSON);
+    let event = json!({"specversion": "1.0", "id": "1", "type": "t", "source": "s", "ext": big});
+    let err = decode(&structured_headers(), Bytes::from(event.to_string()))
+        .unwrap_err()
+        .0;
+    assert!(err.contains("client context"), "{err}");
+}
