@@ -710,7 +710,7 @@ fn malformed(reason: impl std::fmt::Display) -> String {
 mod tests {
     use super::*;
     use crate::dispatch::InvocationError;
-    use crate::lambda_error::FunctionError;
+    use crate::lambda_error::Diagnostic;
     use serde_json::json;
 
     fn fixture(name: &str) -> Value {
@@ -1320,7 +1320,7 @@ mod tests {
             content_type: None,
         };
         assert_eq!(encode_outcome("id", bad, PayloadVersion::V1).status(), 502);
-        let err = FunctionError::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
+        let err = Diagnostic::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
         let r = encode_outcome("id", Outcome::FunctionError(err), PayloadVersion::V2);
         assert_eq!(r.status(), 500);
         assert_eq!(r.headers()["x-amz-function-error"], "Unhandled");

@@ -544,7 +544,7 @@ fn percent_decode(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::dispatch::InvocationError;
-    use crate::lambda_error::FunctionError;
+    use crate::lambda_error::Diagnostic;
     use base64::Engine;
     use serde_json::json;
 
@@ -1054,7 +1054,7 @@ mod tests {
 
     #[test]
     fn errors_and_failures_keep_the_passthrough_replies() {
-        let err = FunctionError::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
+        let err = Diagnostic::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
         let r = encode("id", Outcome::FunctionError(err), &defaults());
         assert_eq!(r.status(), 500);
         assert!(!r.headers().contains_key("ce-id"));

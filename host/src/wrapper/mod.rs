@@ -190,7 +190,7 @@ fn response_content_type(declared: Option<&str>, body: &[u8]) -> HeaderValue {
 mod tests {
     use super::*;
     use crate::dispatch::InvocationError;
-    use crate::lambda_error::FunctionError;
+    use crate::lambda_error::Diagnostic;
 
     #[test]
     fn decode_takes_body_type_and_context() {
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn outcomes_map_to_statuses() {
-        let err = FunctionError::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
+        let err = Diagnostic::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
         let r = encode("id", Outcome::FunctionError(err));
         assert_eq!(r.status(), 500);
         assert_eq!(r.headers()["x-amz-function-error"], "Unhandled");
