@@ -4,6 +4,10 @@
 //! orphans are re-parented to it when their bootstrap dies, and every process whose parent
 //! is the host but which is not a live bootstrap is killed and reaped.
 //!
+//! An orphan that kept a live bootstrap's session (a double fork without `setsid`) is left
+//! to that bootstrap; one that also left the session cannot be told apart, so any sweep
+//! (after any bootstrap's end) kills it, even while the bootstrap that started it lives.
+//!
 //! What remains: when the host itself is killed with SIGKILL, each bootstrap dies with it
 //! (`PR_SET_PDEATHSIG`), but nothing is left to kill the bootstrap's own children; they are
 //! re-parented to the next subreaper or init. In a container the host is usually PID 1 and
@@ -72,7 +76,10 @@ pub fn sweep() -> usize {
             let live = live();
             children_of(host)
                 .into_iter()
-                .filter(|p| !live.contains(p))
+                // An orphan still in a live bootstrap's session (a double fork without
+                // setsid) belongs to that bootstrap: it dies with that session.
+                .filter(|(pid, session)| !live.contains(pid) && !live.contains(session))
+                .map(|(pid, _)| pid)
                 .collect()
         };
         if found.is_empty() {
@@ -105,21 +112,26 @@ fn reap(pid: i32) {
     }
 }
 
-/// The processes whose parent is `parent`, from `/proc/<pid>/stat`.
-fn children_of(parent: i32) -> Vec<i32> {
+/// The processes whose parent is `parent`, with their session, from `/proc/<pid>/stat`.
+fn children_of(parent: i32) -> Vec<(i32, i32)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| parent_of(*pid) == Some(parent))
+        .filter_map(|pid| match parent_and_session(pid) {
+            Some((p, session)) if p == parent => Some((pid, session)),
+            _ => None,
+        })
         .collect()
 }
 
-fn parent_of(pid: i32) -> Option<i32> {
+fn parent_and_session(pid: i32) -> Option<(i32, i32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    // "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(1);
+    let parent = fields.next()?.parse().ok()?;
+    let session = fields.nth(1)?.parse().ok()?;
+    Some((parent, session))
 }
 
 #[cfg(test)]
@@ -127,15 +139,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_parent_of_a_process() {
+    fn reads_the_parent_and_session_of_a_process() {
         let me = std::process::id() as i32;
         let parent = nix::unistd::getppid().as_raw();
-        assert_eq!(parent_of(me), Some(parent));
+        let session = nix::unistd::getsid(None).unwrap().as_raw();
+        assert_eq!(parent_and_session(me), Some((parent, session)));
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
             .unwrap();
-        assert!(children_of(me).contains(&(child.id() as i32)));
+        assert!(children_of(me).contains(&(child.id() as i32, session)));
         child.kill().unwrap();
         child.wait().unwrap();
     }
