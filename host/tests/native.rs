@@ -410,7 +410,6 @@ async fn a_bootstrap_that_exits_after_every_invocation_keeps_serving_without_bac
     tokio::time::timeout(Duration::from_secs(40), all)
         .await
         .unwrap_or_else(|_| panic!("20 one-shot invocations took too long:\n{}", host.logs()));
-    assert!(host.logs().matches("bootstrap exited").count() >= 19);
 }
 
 fn pid_is_gone(pid: &str) -> bool {
