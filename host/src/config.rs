@@ -182,6 +182,10 @@ pub struct Config {
     pub function: FunctionInfo,
     /// Environment given to every bootstrap on top of the host's own (which it inherits).
     pub lambda_env: BTreeMap<String, String>,
+    /// Recycle a bootstrap after this many invocations (`BOOTSTRAP_MAX_INVOCATIONS`).
+    pub bootstrap_max_invocations: Option<u64>,
+    /// Recycle a bootstrap once it is this old (`BOOTSTRAP_MAX_AGE`).
+    pub bootstrap_max_age: Option<Duration>,
 }
 
 /// What the function knows of itself: names the ARN, the log group and the bootstrap env.
@@ -350,6 +354,8 @@ impl Config {
             queue_size: args.queue_size as usize,
             function,
             lambda_env,
+            bootstrap_max_invocations: None,
+            bootstrap_max_age: None,
         })
     }
 }

@@ -6,61 +6,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
-use crate::lambda_error::FunctionError;
+mod types;
+
+pub use self::types::*;
 
 /// Index of a runner (a bootstrap process or a WASI instance slot).
 pub type RunnerId = usize;
-
-/// What the function receives: the payload and the context AWS passes with it.
-#[derive(Debug, Clone, Default)]
-pub struct Event {
-    pub body: Bytes,
-    pub content_type: Option<String>,
-    pub client_context: Option<String>,
-    pub cognito_identity: Option<String>,
-    pub trace_id: Option<String>,
-}
-
-/// An invocation handed to a runner.
-#[derive(Debug, Clone)]
-pub struct Invocation {
-    pub id: Arc<str>,
-    pub event: Event,
-    pub deadline: Instant,
-    /// The same deadline as epoch milliseconds (`Lambda-Runtime-Deadline-Ms`).
-    pub deadline_ms: u64,
-}
-
-/// How an invocation ended. Every admitted invocation ends exactly once.
-#[derive(Debug)]
-pub enum Outcome {
-    Response {
-        body: Bytes,
-        content_type: Option<String>,
-    },
-    FunctionError(FunctionError),
-    Failed(InvocationError),
-}
-
-/// An invocation that ended without an answer from the function.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum InvocationError {
-    #[error("Task timed out after {:.2} seconds", .0.as_secs_f64())]
-    Timeout(Duration),
-    #[error("Runtime exited before answering: {0}")]
-    RunnerExited(String),
-    #[error("Response payload size ({0} bytes) exceeded maximum allowed payload size ({1} bytes).")]
-    ResponseTooLarge(usize, usize),
-    #[error("the function crashed: {0}")]
-    Trap(String),
-    #[error("the function failed to initialize: {0}")]
-    InitFailed(String),
-    #[error("the host is shutting down")]
-    ShuttingDown,
-}
 
 /// The queue is full: the caller should retry later.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +49,31 @@ pub struct Dispatcher {
     admission: Arc<Semaphore>,
     capacity: usize,
     resets: Box<[Notify]>,
+    gates: Box<[watch::Sender<Gate>]>,
     ready: watch::Sender<bool>,
+}
+
+/// How many more invocations a runner may take and how many it took. A runner whose
+/// allowance ran out takes nothing more until it is reopened: that is how a runner is
+/// drained before a recycle, without failing anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gate {
+    /// `None`: no bound.
+    pub allowance: Option<u64>,
+    pub taken: u64,
+}
+
+impl Gate {
+    /// Takes one invocation; false when the allowance ran out.
+    fn take(&mut self) -> bool {
+        match &mut self.allowance {
+            Some(0) => return false,
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        self.taken += 1;
+        true
+    }
 }
 
 impl Dispatcher {
@@ -110,6 +87,9 @@ impl Dispatcher {
             admission: Arc::new(Semaphore::new(queue_size)),
             capacity: queue_size,
             resets: (0..runners.max(1)).map(|_| Notify::new()).collect(),
+            gates: (0..runners.max(1))
+                .map(|_| watch::channel(Gate::default()).0)
+                .collect(),
             ready: watch::channel(false).0,
         })
     }
@@ -163,7 +143,11 @@ impl Dispatcher {
     /// already been answered or has hung up (they are withdrawn, never delivered). Cancel-safe.
     pub async fn next(&self, runner: RunnerId) -> Invocation {
         self.ready.send_if_modified(|r| !std::mem::replace(r, true));
+        let gate = self.gate_of(runner);
+        let mut open = gate.subscribe();
         loop {
+            // Never fails: the sender lives as long as `self`.
+            let _ = open.wait_for(|g| g.allowance != Some(0)).await;
             let Ok(queued) = self.rx.recv().await else {
                 // Only when the dispatcher is being dropped: nothing will ever come.
                 return std::future::pending().await;
@@ -182,6 +166,17 @@ impl Dispatcher {
             if invocation.deadline <= Instant::now() {
                 drop(inflight);
                 let _ = reply.send(Outcome::Failed(InvocationError::Timeout(ttl)));
+                continue;
+            }
+            // The gate closed while this poll waited: the invocation goes back (to the end
+            // of the queue, the one place a channel offers).
+            if !gate.send_if_modified(Gate::take) {
+                drop(inflight);
+                self.requeue(Queued {
+                    invocation,
+                    reply,
+                    ttl,
+                });
                 continue;
             }
             inflight.insert(invocation.id.clone(), InFlight { runner, reply });
@@ -225,6 +220,40 @@ impl Dispatcher {
     /// Only a runner waiting on it at that moment is reset.
     pub fn reset_signal(&self, runner: RunnerId) -> &Notify {
         &self.resets[runner.min(self.resets.len() - 1)]
+    }
+
+    /// Lets `runner` take `allowance` more invocations (`None`: any number).
+    pub fn allow(&self, runner: RunnerId, allowance: Option<u64>) {
+        self.gate_of(runner)
+            .send_modify(|g| g.allowance = allowance);
+    }
+
+    /// Stops giving `runner` invocations (it is drained before a recycle).
+    pub fn drain(&self, runner: RunnerId) {
+        self.allow(runner, Some(0));
+    }
+
+    /// Watches `runner`'s gate: its allowance and how many invocations it took.
+    pub fn gate(&self, runner: RunnerId) -> watch::Receiver<Gate> {
+        self.gate_of(runner).subscribe()
+    }
+
+    /// How many invocations `runner` holds now.
+    pub fn held_by(&self, runner: RunnerId) -> usize {
+        self.lock().values().filter(|f| f.runner == runner).count()
+    }
+
+    fn gate_of(&self, runner: RunnerId) -> &watch::Sender<Gate> {
+        &self.gates[runner.min(self.gates.len() - 1)]
+    }
+
+    fn requeue(&self, queued: Queued) {
+        if let Err(e) = self.tx.try_send(queued) {
+            let _ = e
+                .into_inner()
+                .reply
+                .send(Outcome::Failed(InvocationError::ShuttingDown));
+        }
     }
 
     /// Becomes true once a runner has asked for an invocation: the function is ready.
@@ -354,6 +383,7 @@ async fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn event(body: &'static str) -> Event {
         Event {
@@ -487,6 +517,62 @@ mod tests {
         assert!(d.complete(&ia.id, respond("")).is_err());
         d.complete(&ib.id, respond("b")).unwrap();
         assert!(matches!(b.outcome().await.0, Outcome::Response { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_drained_runner_takes_nothing_until_reopened() {
+        let d = Dispatcher::new(2, 4);
+        d.allow(0, Some(1));
+        let a = d.enqueue(d.admit().unwrap(), event("a"), Duration::from_secs(5));
+        let ia = d.next(0).await;
+        assert_eq!(d.held_by(0), 1);
+        let _b = d.enqueue(d.admit().unwrap(), event("b"), Duration::from_secs(5));
+        assert!(futures_poll_once(Box::pin(d.next(0))).await.is_none());
+        d.complete(&ia.id, respond("a")).unwrap();
+        assert!(matches!(a.outcome().await.0, Outcome::Response { .. }));
+        assert_eq!(d.held_by(0), 0);
+        assert_eq!(
+            *d.gate(0).borrow(),
+            Gate {
+                allowance: Some(0),
+                taken: 1
+            }
+        );
+        // Another runner takes what the drained one leaves.
+        assert_eq!(&d.next(1).await.event.body[..], b"b");
+        d.allow(0, None);
+        let _c = d.enqueue(d.admit().unwrap(), event("c"), Duration::from_secs(5));
+        assert_eq!(&d.next(0).await.event.body[..], b"c");
+    }
+
+    #[tokio::test]
+    async fn a_poll_waiting_when_the_gate_closes_puts_its_invocation_back() {
+        let d = Dispatcher::new(2, 4);
+        let poll = tokio::spawn({
+            let d = d.clone();
+            async move { d.next(0).await }
+        });
+        tokio::task::yield_now().await;
+        d.drain(0);
+        let _a = d.enqueue(d.admit().unwrap(), event("a"), Duration::from_secs(5));
+        assert_eq!(&d.next(1).await.event.body[..], b"a");
+        assert!(!poll.is_finished());
+        poll.abort();
+    }
+
+    #[test]
+    fn the_response_size_check_says_the_real_size_or_more_than_the_limit() {
+        assert!(check_response_size(ResponseSize::Exactly(6), 6).is_ok());
+        let e = check_response_size(ResponseSize::Exactly(7), 6).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Response payload size (7 bytes) exceeded maximum allowed payload size (6 bytes)."
+        );
+        let e = check_response_size(ResponseSize::PastLimit, 6).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Response payload size (more than 6 bytes) exceeded maximum allowed payload size (6 bytes)."
+        );
     }
 
     #[tokio::test]

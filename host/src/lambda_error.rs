@@ -7,18 +7,18 @@ use serde_json::Value;
 /// Lambda's error shape (`errorMessage`, `errorType`, optional `stackTrace`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FunctionError {
+pub struct Diagnostic {
     pub error_message: String,
     pub error_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack_trace: Option<Value>,
 }
 
-impl FunctionError {
+impl Diagnostic {
     /// Reads an `/invocation/{id}/error` or `/init/error` post. The body may be Lambda's
     /// JSON (`stackTrace`, or `trace` as Node's client sends), any other text, or empty
     /// with only the `Lambda-Runtime-Function-Error-Type` header, as AWS documents.
-    pub fn from_post(body: &[u8], error_type_header: Option<&str>) -> FunctionError {
+    pub fn from_post(body: &[u8], error_type_header: Option<&str>) -> Diagnostic {
         let header_type = error_type_header
             .map(str::trim)
             .filter(|t| !t.is_empty())
@@ -39,18 +39,18 @@ impl FunctionError {
                     .remove("stackTrace")
                     .or_else(|| map.remove("trace"))
                     .filter(|t| !t.is_null());
-                FunctionError {
+                Diagnostic {
                     error_message,
                     error_type,
                     stack_trace,
                 }
             }
-            Ok(Value::String(m)) => FunctionError {
+            Ok(Value::String(m)) => Diagnostic {
                 error_message: m,
                 error_type: fallback_type(),
                 stack_trace: None,
             },
-            _ => FunctionError {
+            _ => Diagnostic {
                 error_message: String::from_utf8_lossy(body).trim().to_owned(),
                 error_type: fallback_type(),
                 stack_trace: None,
@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn lambda_json_with_stack_trace() {
         let body = br#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":["a","b"]}"#;
-        let e = FunctionError::from_post(body, Some("Runtime.Other"));
+        let e = Diagnostic::from_post(body, Some("Runtime.Other"));
         assert_eq!(e.error_type, "ValueError", "the body's type wins");
         assert_eq!(e.error_message, "boom");
         assert_eq!(e.stack_trace, Some(json!(["a", "b"])));
@@ -76,25 +76,25 @@ mod tests {
     #[test]
     fn node_dialect_uses_trace() {
         let body = br#"{"errorType":"Error","errorMessage":"x","trace":["at f (index.js:1)"]}"#;
-        let e = FunctionError::from_post(body, None);
+        let e = Diagnostic::from_post(body, None);
         assert_eq!(e.stack_trace, Some(json!(["at f (index.js:1)"])));
     }
 
     #[test]
     fn header_only_and_plain_text() {
-        let e = FunctionError::from_post(b"", Some("Runtime.ExitError"));
+        let e = Diagnostic::from_post(b"", Some("Runtime.ExitError"));
         assert_eq!(e.error_type, "Runtime.ExitError");
         assert_eq!(e.error_message, "");
-        let e = FunctionError::from_post(b"something broke\n", None);
+        let e = Diagnostic::from_post(b"something broke\n", None);
         assert_eq!(e.error_type, "Unhandled");
         assert_eq!(e.error_message, "something broke");
-        let e = FunctionError::from_post(b"\xff\xfe", None);
+        let e = Diagnostic::from_post(b"\xff\xfe", None);
         assert_eq!(e.error_message, "\u{fffd}\u{fffd}");
     }
 
     #[test]
     fn serialises_like_lambda() {
-        let e = FunctionError::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
+        let e = Diagnostic::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             json!({"errorMessage":"m","errorType":"T"})

@@ -5,6 +5,7 @@
 //! them to native bootstraps that [`invoker::native`] supervises. [`run`] wires them.
 
 pub mod config;
+pub mod context;
 pub mod dispatch;
 pub mod invoker;
 pub mod lambda_error;

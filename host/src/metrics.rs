@@ -17,10 +17,12 @@ const BUCKETS_MS: [u64; 13] = [
 /// Distinct (event type, source) pairs kept; later ones are counted under "other", so
 /// that callers choosing CloudEvent types cannot grow memory without bound.
 const MAX_SERIES: usize = 64;
+/// The labels of the series that counts everything past `MAX_SERIES`.
+const OVERFLOW: &str = "other";
 
 /// How an invocation ended, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Result {
+pub enum Verdict {
     Success,
     /// The function reported an error.
     UserError,
@@ -81,12 +83,20 @@ impl Metrics {
     }
 
     /// Counts one ended invocation.
-    pub fn record(&self, event_type: &str, event_source: &str, result: Result, latency: Duration) {
+    pub fn record(
+        &self,
+        event_type: &str,
+        event_source: &str,
+        verdict: Verdict,
+        latency: Duration,
+    ) {
         let ms = latency.as_millis() as u64;
         let mut all = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let found = all
             .iter()
             .position(|s| s.event_type == event_type && s.event_source == event_source);
+        // The overflow series is a slot of its own, beyond the MAX_SERIES real ones, so
+        // that no real series is ever overwritten and no count lost.
         let i = match found {
             Some(i) => i,
             None if all.len() < MAX_SERIES => {
@@ -97,25 +107,27 @@ impl Metrics {
                 });
                 all.len() - 1
             }
-            None => match all.iter().position(|s| s.event_type == "other") {
+            // A caller may have used the overflow labels itself: one series, never two.
+            None => match all
+                .iter()
+                .position(|s| s.event_type == OVERFLOW && s.event_source == OVERFLOW)
+            {
                 Some(i) => i,
                 None => {
-                    // Reuse the last slot's place for the overflow series.
-                    let last = all.len() - 1;
-                    all[last] = Series {
-                        event_type: "other".into(),
-                        event_source: "other".into(),
+                    all.push(Series {
+                        event_type: OVERFLOW.into(),
+                        event_source: OVERFLOW.into(),
                         ..Series::default()
-                    };
-                    last
+                    });
+                    all.len() - 1
                 }
             },
         };
         let s = &mut all[i];
-        match result {
-            Result::Success => s.success += 1,
-            Result::UserError => s.user_errors += 1,
-            Result::HostError => s.host_errors += 1,
+        match verdict {
+            Verdict::Success => s.success += 1,
+            Verdict::UserError => s.user_errors += 1,
+            Verdict::HostError => s.host_errors += 1,
         }
         for (b, le) in s.buckets.iter_mut().zip(BUCKETS_MS) {
             if ms <= le {
@@ -265,16 +277,16 @@ mod tests {
         m.record(
             "plain-http",
             "unknown",
-            Result::Success,
+            Verdict::Success,
             Duration::from_millis(15),
         );
         m.record(
             "plain-http",
             "unknown",
-            Result::UserError,
+            Verdict::UserError,
             Duration::from_millis(3),
         );
-        m.record("t", "s\"q", Result::HostError, Duration::from_secs(20));
+        m.record("t", "s\"q", Verdict::HostError, Duration::from_secs(20));
         let text = m.render(2, 1);
         let base =
             r#"name="fn",namespace_name="ns",resource_group="functions.extensions.triggermesh.io""#;
@@ -291,13 +303,31 @@ mod tests {
     }
 
     #[test]
-    fn series_are_bounded() {
+    fn series_are_bounded_and_no_count_is_lost() {
         let m = metrics();
-        for i in 0..(MAX_SERIES * 3) {
-            m.record(&format!("type-{i}"), "src", Result::Success, Duration::ZERO);
+        let n = MAX_SERIES * 3;
+        for i in 0..n {
+            m.record(
+                &format!("type-{i}"),
+                "src",
+                Verdict::Success,
+                Duration::ZERO,
+            );
         }
+        // The last real series keeps counting after the table filled up.
+        let last = format!("type-{}", MAX_SERIES - 1);
+        m.record(&last, "src", Verdict::Success, Duration::ZERO);
         let series = m.series.lock().unwrap();
-        assert_eq!(series.len(), MAX_SERIES);
-        assert!(series.iter().any(|s| s.event_type == "other"));
+        assert_eq!(
+            series.len(),
+            MAX_SERIES + 1,
+            "the real ones and the overflow"
+        );
+        let total: u64 = series.iter().map(|s| s.success).sum();
+        assert_eq!(total, n as u64 + 1, "every count is somewhere");
+        let other = series.iter().find(|s| s.event_type == OVERFLOW).unwrap();
+        assert_eq!(other.success, (n - MAX_SERIES) as u64);
+        let kept = series.iter().find(|s| s.event_type == last).unwrap();
+        assert_eq!(kept.success, 2);
     }
 }

@@ -40,7 +40,7 @@ impl Public {
             self.metrics.record(
                 PLAIN_TYPE,
                 PLAIN_SOURCE,
-                metrics::Result::HostError,
+                metrics::Verdict::HostError,
                 started.elapsed(),
             );
             reply
@@ -66,13 +66,13 @@ impl Public {
         // and resets its runner (see `Ticket`).
         let (outcome, admission) = ticket.outcome().await;
         let mut result = match &outcome {
-            Outcome::Response { .. } => metrics::Result::Success,
-            Outcome::FunctionError(_) => metrics::Result::UserError,
+            Outcome::Response { .. } => metrics::Verdict::Success,
+            Outcome::FunctionError(_) => metrics::Verdict::UserError,
             Outcome::Failed(e) => {
                 if matches!(e, InvocationError::Timeout(_)) {
                     self.metrics.deadlines.fetch_add(1, Ordering::Relaxed);
                 }
-                metrics::Result::HostError
+                metrics::Verdict::HostError
             }
         };
         let mut reply = self.wrapper.encode(&id, outcome);
@@ -82,7 +82,7 @@ impl Public {
         {
             reply = sink.forward(reply).await;
             if !reply.status().is_success() {
-                result = metrics::Result::HostError;
+                result = metrics::Verdict::HostError;
             }
         }
         drop(admission);

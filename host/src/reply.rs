@@ -33,16 +33,16 @@ pub fn error(status: StatusCode, error_type: &str, message: &str) -> Reply {
 
 /// The status and error type of an invocation that ended without the function's answer.
 pub fn invocation_error(request_id: &str, err: &InvocationError) -> Reply {
-    let (status, error_type) = match err {
-        InvocationError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "Sandbox.Timedout"),
-        InvocationError::RunnerExited(_) => (StatusCode::BAD_GATEWAY, "Runtime.ExitError"),
-        InvocationError::ResponseTooLarge(..) => {
-            (StatusCode::BAD_GATEWAY, "Function.ResponseSizeTooLarge")
-        }
-        InvocationError::Trap(_) => (StatusCode::BAD_GATEWAY, "Runtime.WasmTrap"),
-        InvocationError::InitFailed(_) => (StatusCode::BAD_GATEWAY, "Runtime.InitError"),
-        InvocationError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+    let status = match err {
+        InvocationError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        InvocationError::RunnerExited(_)
+        | InvocationError::ResponseTooLarge { .. }
+        | InvocationError::Trap(_)
+        | InvocationError::InitFailed(_)
+        | InvocationError::HostFailure(_) => StatusCode::BAD_GATEWAY,
+        InvocationError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
     };
+    let error_type = err.error_type();
     error(
         status,
         error_type,

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{Dispatcher, Invocation, InvocationError, Outcome, RunnerId};
-use crate::lambda_error::FunctionError;
+use crate::dispatch::{Dispatcher, InvocationError, Outcome, ResponseSize, RunnerId};
+use crate::lambda_error::Diagnostic;
 use crate::reply::{self, Reply};
 
 /// What every Runtime API listener shares.
@@ -69,41 +69,6 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, RouteError
     }
 }
 
-/// The headers of a `/next` reply, as AWS sends them.
-pub fn next_headers(inv: &Invocation, function_arn: &HeaderValue) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(8);
-    let put = |h: &mut HeaderMap, name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(HeaderName::from_static(name), v);
-        }
-    };
-    put(&mut h, "lambda-runtime-aws-request-id", &inv.id);
-    h.insert(
-        HeaderName::from_static("lambda-runtime-deadline-ms"),
-        HeaderValue::from(inv.deadline_ms),
-    );
-    h.insert(
-        HeaderName::from_static("lambda-runtime-invoked-function-arn"),
-        function_arn.clone(),
-    );
-    let trace = inv.event.trace_id.as_deref().unwrap_or("");
-    put(&mut h, "lambda-runtime-trace-id", trace);
-    if let Some(cc) = &inv.event.client_context {
-        put(&mut h, "lambda-runtime-client-context", cc);
-    }
-    if let Some(ci) = &inv.event.cognito_identity {
-        put(&mut h, "lambda-runtime-cognito-identity", ci);
-    }
-    let ct = inv
-        .event
-        .content_type
-        .as_deref()
-        .and_then(|c| HeaderValue::from_str(c).ok())
-        .unwrap_or(reply::JSON);
-    h.insert(header::CONTENT_TYPE, ct);
-    h
-}
-
 impl RuntimeApi {
     /// Serves the Runtime API on `listener` for `runner` until `stop`.
     pub async fn serve(
@@ -124,7 +89,7 @@ impl RuntimeApi {
         match route(&parts.method, parts.uri.path()) {
             Ok(Route::Next) => {
                 let inv = self.dispatcher.next(runner).await;
-                let headers = next_headers(&inv, &self.function_arn);
+                let headers = crate::context::next_headers(&inv, &self.function_arn);
                 let mut reply = http::Response::new(http_body_util::Full::new(inv.event.body));
                 *reply.headers_mut() = headers;
                 reply
@@ -135,7 +100,7 @@ impl RuntimeApi {
                     Ok(b) => b,
                     Err(e) => return e.reply(),
                 };
-                let err = FunctionError::from_post(&body, error_type(&parts.headers));
+                let err = Diagnostic::from_post(&body, error_type(&parts.headers));
                 tracing::debug!(request_id = id, error_type = %err.error_type, "function error");
                 self.complete(id, Outcome::FunctionError(err))
             }
@@ -143,7 +108,7 @@ impl RuntimeApi {
                 let body = reply::read_body(body, self.body_limit)
                     .await
                     .unwrap_or_default();
-                let err = FunctionError::from_post(&body, error_type(&parts.headers));
+                let err = Diagnostic::from_post(&body, error_type(&parts.headers));
                 tracing::error!(
                     bootstrap = runner,
                     error_type = %err.error_type,
@@ -186,7 +151,11 @@ impl RuntimeApi {
             }
             Err(reply::ReadError::TooLarge(t)) => {
                 // As on AWS, the invocation fails and the runtime is told why.
-                let err = InvocationError::ResponseTooLarge(t.limit + 1, t.limit);
+                // The upload was cut at the limit: its real size is unknown.
+                let err = InvocationError::ResponseTooLarge {
+                    size: ResponseSize::PastLimit,
+                    limit: t.limit,
+                };
                 let _ = self.dispatcher.complete(id, Outcome::Failed(err));
                 t.reply()
             }
@@ -259,30 +228,5 @@ mod tests {
         ] {
             assert_eq!(route(&post, bad), Err(RouteError::NotFound), "{bad}");
         }
-    }
-
-    #[test]
-    fn next_headers_carry_the_context() {
-        let inv = Invocation {
-            id: "id-1".into(),
-            event: crate::dispatch::Event {
-                client_context: Some(r#"{"custom":{"a":"b"}}"#.into()),
-                trace_id: Some("Root=1-5e1b4151-5ac6c58f5b5dbd6a4f4f4a5c;Sampled=0".into()),
-                ..Default::default()
-            },
-            deadline: std::time::Instant::now(),
-            deadline_ms: 1_700_000_000_123,
-        };
-        let arn = HeaderValue::from_static("arn:aws:lambda:us-east-1:0:function:f");
-        let h = next_headers(&inv, &arn);
-        assert_eq!(h["lambda-runtime-aws-request-id"], "id-1");
-        assert_eq!(h["lambda-runtime-deadline-ms"], "1700000000123");
-        assert_eq!(h["lambda-runtime-invoked-function-arn"], arn);
-        assert_eq!(
-            h["lambda-runtime-client-context"],
-            r#"{"custom":{"a":"b"}}"#
-        );
-        assert!(!h.contains_key("lambda-runtime-cognito-identity"));
-        assert_eq!(h["content-type"], "application/json");
     }
 }

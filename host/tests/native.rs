@@ -447,3 +447,121 @@ async fn hostile_context_headers_are_400s_and_a_lambda_runtime_bootstrap_takes_e
     assert_eq!(ctx["trace_id"], trace);
     assert_eq!(ctx["pid"], first["pid"], "the bootstrap never restarted");
 }
+
+/// A shell bootstrap that serves one invocation (echoing its event) and exits.
+const ONE_SHOT: &str = r#"#!/bin/sh
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+headers=$(mktemp)
+body=$(curl -sS -D "$headers" "$api/next")
+id=$(grep -i '^lambda-runtime-aws-request-id:' "$headers" | tr -d '\r' | cut -d' ' -f2)
+rm -f "$headers"
+curl -sS -X POST --data-binary "$body" "$api/$id/response" >/dev/null
+exit 0
+"#;
+
+#[tokio::test]
+async fn a_bootstrap_that_exits_after_every_invocation_keeps_serving_without_backoff() {
+    let dir = script_dir(ONE_SHOT);
+    let host = Host::start(dir.path(), &[("INVOKER_COUNT", "1")]);
+    // With a doubling backoff the twentieth restart would wait its 10 s cap many times.
+    let all = async {
+        for i in 0..20 {
+            let (status, body) = status_and_bytes(&host, format!("event-{i}").into_bytes()).await;
+            assert_eq!(status, 200, "request {i}");
+            assert_eq!(body, format!("event-{i}").into_bytes(), "request {i}");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(40), all)
+        .await
+        .unwrap_or_else(|_| panic!("20 one-shot invocations took too long:\n{}", host.logs()));
+}
+
+fn pid_is_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie is dead; only its entry waits for a reaper.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z')),
+    }
+}
+
+fn wait_gone(pid: &str, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if pid_is_gone(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn pids_in(file: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn kill_all(pids: &[String]) {
+    for pid in pids {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn children_that_left_the_bootstraps_session_die_at_its_reset_and_at_the_hosts_stop() {
+    let probe_bin = built("probe-function");
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    let dir = script_dir(&format!(
+        "#!/bin/sh\nsetsid sleep 1000 </dev/null >/dev/null 2>&1 &\necho $! >> \"$CHILD_PIDS\"\nexec {}\n",
+        probe_bin.display()
+    ));
+    let mut host = Host::start(
+        dir.path(),
+        &[
+            ("INVOKER_COUNT", "1"),
+            ("FUNCTION_TTL", "1s"),
+            ("CHILD_PIDS", pids.path().to_str().unwrap()),
+        ],
+    );
+    let (status, _) = host.invoke(json!({"sleep_ms": 20_000})).await;
+    assert_eq!(status, 504);
+    host.wait_log("bootstrap reset", Duration::from_secs(5));
+    let (status, _) = host.invoke(json!({"ok": true})).await;
+    assert_eq!(status, 200);
+    let started = pids_in(pids.path());
+    assert_eq!(started.len(), 2, "one child per bootstrap: {started:?}");
+    let first_gone = wait_gone(&started[0], Duration::from_secs(5));
+    assert!(
+        !pid_is_gone(&started[1]),
+        "the live bootstrap's child is left alone"
+    );
+    host.signal("TERM");
+    tokio::task::block_in_place(|| host.wait_exit(Duration::from_secs(10)));
+    let second_gone = wait_gone(&started[1], Duration::from_secs(5));
+    kill_all(&started);
+    assert!(
+        first_gone,
+        "the setsid child outlived its bootstrap's reset"
+    );
+    assert!(second_gone, "the setsid child outlived the host's stop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bootstrap_dies_with_a_host_killed_by_sigkill() {
+    let dir = probe();
+    let mut host = Host::start(dir.path(), &[("INVOKER_COUNT", "1")]);
+    let (_, ctx) = host.invoke(json!({"context": true})).await;
+    let pid = ctx["pid"].as_u64().unwrap().to_string();
+    host.signal("KILL");
+    tokio::task::block_in_place(|| host.wait_exit(Duration::from_secs(5)));
+    let gone = wait_gone(&pid, Duration::from_secs(5));
+    kill_all(std::slice::from_ref(&pid));
+    assert!(gone, "the bootstrap outlived the host");
+}

@@ -1,37 +1,49 @@
 //! Starts, watches and restarts native `bootstrap` processes, one per runner. A bootstrap
 //! that exits fails the invocation it held at once; one that holds an invocation past its
-//! deadline is killed and started again, as Lambda resets an execution environment.
+//! deadline is killed and started again, as Lambda resets an execution environment; one
+//! that reached its recycle bound is drained (it takes nothing new, finishes what it holds)
+//! and started again, failing nothing. Each runs in its own session, killed as a whole.
 
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use super::{next_backoff, pause};
+use super::lines::{Lines, MAX_LINE};
+use super::{Ended, Evidence, backoff_after, next_backoff, orphans, pause};
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, InvocationError, RunnerId};
+use crate::dispatch::{Dispatcher, RunnerId};
 use crate::metrics::Metrics;
-use std::sync::atomic::Ordering;
 
 /// How long a bootstrap gets between SIGTERM and SIGKILL when the host stops.
 const STOP_GRACE: Duration = Duration::from_secs(3);
-/// A bootstrap that ran this long before exiting is restarted at once.
-const HEALTHY_RUN: Duration = Duration::from_secs(10);
-/// Longest line of function output logged as one line.
-const MAX_LINE: usize = 16 * 1024;
+/// How often a draining bootstrap is checked for the end of the invocation it holds.
+const DRAIN_CHECK: Duration = Duration::from_millis(5);
 
-enum Ended {
-    Exited(ExitStatus),
-    Reset,
-    Stopped,
+/// When a bootstrap is replaced although it is healthy (issue: bootstraps that grow).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recycle {
+    pub max_invocations: Option<u64>,
+    pub max_age: Option<Duration>,
+}
+
+impl Recycle {
+    pub fn of(config: &Config) -> Recycle {
+        Recycle {
+            // Zero would recycle without ever serving: read as "off".
+            max_invocations: config.bootstrap_max_invocations.filter(|n| *n > 0),
+            max_age: config.bootstrap_max_age.filter(|d| !d.is_zero()),
+        }
+    }
 }
 
 /// Runs bootstrap number `runner` against the Runtime API at `api`, until `stop`.
@@ -44,12 +56,21 @@ pub async fn supervise(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
+    orphans::adopt();
+    let recycle = Recycle::of(&config);
+    let evidence = Evidence {
+        stderr: "",
+        init_error: None,
+        function_ttl: config.function_ttl,
+    };
     let mut backoff = Duration::ZERO;
     let mut first = true;
     while !stop.is_cancelled() {
         if !std::mem::take(&mut first) {
             metrics.bootstrap_restarts.fetch_add(1, Ordering::Relaxed);
         }
+        dispatcher.allow(runner, recycle.max_invocations);
+        let taken_before = dispatcher.gate(runner).borrow().taken;
         let started = Instant::now();
         let mut child = match spawn(runner, api, &bootstrap, &config) {
             Ok(child) => child,
@@ -66,48 +87,32 @@ pub async fn supervise(
                 break;
             }
         };
-        let pid = child.id().map(|p| Pid::from_raw(p as i32));
-        tracing::info!(bootstrap = runner, pid = child.id(), "bootstrap started");
-        let reset = dispatcher.reset_signal(runner).notified();
-        tokio::pin!(reset);
-        reset.as_mut().enable();
-        let ended = tokio::select! {
-            status = child.wait() => match status {
-                Ok(s) => Ended::Exited(s),
-                Err(e) => {
-                    tracing::error!(bootstrap = runner, "cannot wait for bootstrap: {e}");
-                    signal_group(pid, Signal::SIGKILL);
-                    let _ = child.wait().await;
-                    Ended::Reset
-                }
-            },
-            _ = &mut reset => {
-                signal_group(pid, Signal::SIGKILL);
-                let _ = child.wait().await;
-                Ended::Reset
-            }
-            _ = stop.cancelled() => {
-                terminate(&mut child, pid).await;
-                Ended::Stopped
-            }
-        };
-        // Whatever the bootstrap started dies with it.
+        let pid = child.id();
+        tracing::info!(bootstrap = runner, pid, "bootstrap started");
+        let ended = watch(runner, &mut child, &dispatcher, recycle, started, &stop).await;
+        // Whatever the bootstrap started in its session dies with it.
         signal_group(pid, Signal::SIGKILL);
-        let why = match &ended {
-            Ended::Exited(s) => describe(s),
-            Ended::Reset => "killed after an invocation passed its deadline".into(),
-            Ended::Stopped => "stopped with the host".into(),
-        };
-        let failed = dispatcher.fail_runner(runner, InvocationError::RunnerExited(why.clone()));
+        orphans::forget(pid);
+        let failed = dispatcher.fail_runner(runner, ended.failure(&evidence));
+        // And what left the session; before the next bootstrap starts.
+        let swept = tokio::task::spawn_blocking(orphans::sweep)
+            .await
+            .unwrap_or(0);
+        let served = dispatcher.gate(runner).borrow().taken > taken_before;
+        let why = ended.describe();
         match ended {
             Ended::Stopped => break,
             Ended::Reset => {
-                tracing::warn!(bootstrap = runner, "bootstrap reset: {why}");
+                tracing::warn!(bootstrap = runner, swept, "bootstrap reset: {why}");
                 backoff = Duration::ZERO;
             }
-            Ended::Exited(_) => {
-                tracing::warn!(bootstrap = runner, failed, "bootstrap exited: {why}");
-                backoff = backoff_after(backoff, started.elapsed());
+            Ended::Recycled => {
+                tracing::info!(bootstrap = runner, swept, "bootstrap recycled");
+                backoff = Duration::ZERO;
+            }
+            _ => {
+                tracing::warn!(bootstrap = runner, failed, swept, "bootstrap exited: {why}");
+                backoff = backoff_after(backoff, started.elapsed(), served);
             }
         }
         if !pause(backoff, &stop).await {
@@ -116,33 +121,83 @@ pub async fn supervise(
     }
 }
 
-fn backoff_after(previous: Duration, ran: Duration) -> Duration {
-    if ran >= HEALTHY_RUN {
-        Duration::ZERO
-    } else {
-        next_backoff(previous)
-    }
-}
-
-fn describe(s: &ExitStatus) -> String {
-    match (s.code(), s.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(sig)) => match Signal::try_from(sig) {
-            Ok(sig) => format!("signal: {sig}"),
-            Err(_) => format!("signal: {sig}"),
+/// Waits for the bootstrap to end, or ends it: at a reset, a recycle or the host's stop.
+/// The process has been reaped when this returns.
+async fn watch(
+    runner: RunnerId,
+    child: &mut Child,
+    dispatcher: &Dispatcher,
+    recycle: Recycle,
+    started: Instant,
+    stop: &CancellationToken,
+) -> Ended {
+    let pid = child.id();
+    let reset = dispatcher.reset_signal(runner).notified();
+    tokio::pin!(reset);
+    reset.as_mut().enable();
+    let drained = drained(runner, dispatcher, recycle, started);
+    tokio::pin!(drained);
+    let ended = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => return ended_of(&s),
+            Err(e) => Ended::HostFailure(format!("cannot wait for the bootstrap: {e}")),
         },
-        _ => s.to_string(),
+        _ = &mut reset => Ended::Reset,
+        _ = &mut drained => Ended::Recycled,
+        _ = stop.cancelled() => {
+            terminate(child, pid).await;
+            return Ended::Stopped;
+        }
+    };
+    signal_group(pid, Signal::SIGKILL);
+    let _ = child.wait().await;
+    ended
+}
+
+/// Resolves once the bootstrap reached its recycle bound and holds nothing any more: its
+/// allowance of invocations is used up (or its age reached, which closes it), and the one
+/// it held ended (answered, or failed at its deadline). Never, when recycling is off.
+async fn drained(runner: RunnerId, dispatcher: &Dispatcher, recycle: Recycle, started: Instant) {
+    if recycle == Recycle::default() {
+        return std::future::pending().await;
+    }
+    let mut gate = dispatcher.gate(runner);
+    let used_up = async {
+        let _ = gate.wait_for(|g| g.allowance == Some(0)).await.map(|_| ());
+    };
+    let aged = async {
+        match recycle.max_age {
+            Some(age) => tokio::time::sleep_until((started + age).into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = used_up => {}
+        _ = aged => dispatcher.drain(runner),
+    }
+    // The Dispatcher gives a drained runner nothing new, so this only waits for the
+    // invocation in hand, which ends by its deadline at the latest.
+    while dispatcher.held_by(runner) > 0 {
+        tokio::time::sleep(DRAIN_CHECK).await;
     }
 }
 
-fn signal_group(pid: Option<Pid>, sig: Signal) {
+fn ended_of(s: &ExitStatus) -> Ended {
+    match (s.code(), s.signal()) {
+        (Some(code), _) => Ended::Exit(code),
+        (None, Some(sig)) => Ended::Signal(sig),
+        _ => Ended::HostFailure(format!("unknown exit status: {s}")),
+    }
+}
+
+fn signal_group(pid: Option<u32>, sig: Signal) {
     if let Some(pid) = pid {
         // ESRCH: the group is already gone.
-        let _ = killpg(pid, sig);
+        let _ = killpg(Pid::from_raw(pid as i32), sig);
     }
 }
 
-async fn terminate(child: &mut Child, pid: Option<Pid>) {
+async fn terminate(child: &mut Child, pid: Option<u32>) {
     signal_group(pid, Signal::SIGTERM);
     if tokio::time::timeout(STOP_GRACE, child.wait())
         .await
@@ -167,11 +222,13 @@ fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Its own process group, so that a reset also ends what the bootstrap started.
-        .process_group(0)
         .kill_on_drop(true);
-    die_with_parent(&mut cmd);
-    let mut child = cmd.spawn()?;
+    isolate(&mut cmd);
+    let mut child = orphans::spawn_live(|| {
+        let child = cmd.spawn()?;
+        let pid = child.id();
+        Ok((child, pid))
+    })?;
     if let Some(out) = child.stdout.take() {
         tokio::spawn(forward_output(runner, "stdout", out));
     }
@@ -181,48 +238,39 @@ fn spawn(
     Ok(child)
 }
 
-/// Bootstraps must not outlive a host that was killed without a chance to stop them.
+/// Each bootstrap leads its own session (so a reset kills everything in it), and dies
+/// when the host is killed without a chance to stop it.
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: the closure runs in the forked child before exec and only makes one
-    // async-signal-safe system call (prctl).
+fn isolate(cmd: &mut Command) {
+    let host = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (setsid, prctl, getppid); its errors are errno
+    // values, so it allocates nothing.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        cmd.pre_exec(move || {
+            nix::unistd::setsid()?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // The host died before the death signal was armed.
+            if nix::unistd::getppid() != host {
+                return Err(nix::errno::Errno::ESRCH.into());
+            }
+            Ok(())
         });
     }
 }
 
-/// Logs a bootstrap's output line by line, tagged with the bootstrap; over-long lines are
-/// cut into pieces, invalid UTF-8 is replaced, nothing blocks the function.
-async fn forward_output(runner: RunnerId, stream: &'static str, out: impl AsyncRead + Unpin) {
-    let mut reader = BufReader::with_capacity(MAX_LINE, out);
-    let mut line = Vec::with_capacity(256);
+/// Logs a bootstrap's output line by line, tagged with the bootstrap; nothing blocks the
+/// function.
+async fn forward_output(runner: RunnerId, stream: &'static str, mut out: impl AsyncRead + Unpin) {
+    let mut buf = vec![0; MAX_LINE];
+    let mut lines = Lines::default();
+    let mut emit =
+        |text: &str| tracing::info!(target: "function", bootstrap = runner, stream, "{text}");
     loop {
-        let buf = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(buf) => buf,
-        };
-        let (take, complete) = match buf.iter().position(|b| *b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
-        };
-        let room = MAX_LINE - line.len();
-        let take = take.min(room);
-        line.extend_from_slice(&buf[..take]);
-        reader.consume(take);
-        if complete || line.len() >= MAX_LINE {
-            emit(runner, stream, &line);
-            line.clear();
+        match out.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => lines.feed(&buf[..n], &mut emit),
         }
     }
-    if !line.is_empty() {
-        emit(runner, stream, &line);
-    }
-}
-
-fn emit(runner: RunnerId, stream: &'static str, line: &[u8]) {
-    let text = String::from_utf8_lossy(line);
-    let text = text.trim_end_matches(['\n', '\r']);
-    tracing::info!(target: "function", bootstrap = runner, stream, "{text}");
+    lines.flush(&mut emit);
 }

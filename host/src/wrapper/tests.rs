@@ -2,7 +2,7 @@ use base64::Engine;
 
 use super::*;
 use crate::dispatch::InvocationError;
-use crate::lambda_error::FunctionError;
+use crate::lambda_error::Diagnostic;
 
 const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
 
@@ -95,7 +95,7 @@ fn response_content_types() {
 
 #[test]
 fn outcomes_map_to_statuses() {
-    let err = FunctionError::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
+    let err = Diagnostic::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
     let r = encode("id", Outcome::FunctionError(err));
     assert_eq!(r.status(), 500);
     assert_eq!(r.headers()["x-amz-function-error"], "Unhandled");

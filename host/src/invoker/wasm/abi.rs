@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use wasmtime::{Caller, Extern, Linker, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::output::{LogStream, RequestTag};
-use crate::dispatch::{Dispatcher, Invocation, InvocationError, Outcome, RunnerId};
-use crate::lambda_error::FunctionError;
+use crate::context::Context;
+use crate::dispatch::{
+    Dispatcher, Invocation, InvocationError, Outcome, ResponseSize, RunnerId, check_response_size,
+};
+use crate::lambda_error::Diagnostic;
 
 pub const MODULE: &str = "lambda_v1";
 
@@ -24,48 +28,110 @@ pub struct Shared {
     pub function_ttl: Duration,
 }
 
-/// Where an instance's invocations come from.
-pub enum Feed {
-    /// The shared queue: a long-lived instance loops on it.
-    Queue,
-    /// Exactly one invocation, already taken from the queue (a fresh instance per call).
-    One(Option<Invocation>),
+/// How an instance gets its invocations, and the one it holds: one place, in a shape that
+/// cannot hold an invocation twice.
+pub enum Mode {
+    /// A long-lived instance looping on the shared queue, with the invocation in hand.
+    Loop(Option<Invocation>),
+    /// A fresh instance for one invocation, taken from the queue for it.
+    Fresh(Fresh),
+    /// A plain WASI command: the invocation is on its stdin, its context in its
+    /// environment, its answer what it writes to `stdout` (at most the limit + 1 bytes).
+    Stdio {
+        invocation: Invocation,
+        stdout: MemoryOutputPipe,
+    },
 }
 
-/// The state of one store: the WASI context, limits, and the invocation in hand.
+/// Where a fresh instance's one invocation is.
+pub enum Fresh {
+    /// Not asked for yet.
+    Waiting(Invocation),
+    /// Handed to the guest by `next`.
+    InHand(Invocation),
+    /// Answered, or given up; `next` now ends the instance.
+    Done,
+}
+
+/// The state of one store: the WASI context, limits, and how invocations come and go.
 pub struct Guest {
     pub wasi: WasiP1Ctx,
     pub limits: StoreLimits,
     pub shared: Arc<Shared>,
     pub runner: RunnerId,
-    pub feed: Feed,
-    pub current: Option<Invocation>,
-    /// The current invocation's deadline; the epoch callback interrupts past it.
-    pub deadline: Option<Instant>,
-    pub init_error: Option<FunctionError>,
+    pub mode: Mode,
+    pub init_error: Option<Diagnostic>,
     pub served: u64,
     pub tag: RequestTag,
     pub stderr: LogStream,
 }
 
 impl Guest {
+    /// The deadline of the invocation this instance holds or is made for; the epoch
+    /// callback interrupts the guest past it.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.mode {
+            Mode::Loop(Some(inv))
+            | Mode::Fresh(Fresh::Waiting(inv) | Fresh::InHand(inv))
+            | Mode::Stdio {
+                invocation: inv, ..
+            } => Some(inv.deadline),
+            Mode::Loop(None) | Mode::Fresh(Fresh::Done) => None,
+        }
+    }
+
+    /// The invocation the guest received through `next` and has not answered.
+    fn current(&self) -> Option<&Invocation> {
+        match &self.mode {
+            Mode::Loop(Some(inv)) | Mode::Fresh(Fresh::InHand(inv)) => Some(inv),
+            _ => None,
+        }
+    }
+
+    /// Takes the invocation in hand out of the mode.
+    fn take_current(&mut self) -> Option<Invocation> {
+        match &mut self.mode {
+            Mode::Loop(current) => current.take(),
+            Mode::Fresh(fresh @ Fresh::InHand(_)) => match std::mem::replace(fresh, Fresh::Done) {
+                Fresh::InHand(inv) => Some(inv),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The next invocation for the guest, or `None` when there is none for this mode.
+    async fn take_next(&mut self) -> Option<Invocation> {
+        match &mut self.mode {
+            Mode::Loop(_) => Some(self.shared.dispatcher.next(self.runner).await),
+            Mode::Fresh(fresh) => match std::mem::replace(fresh, Fresh::Done) {
+                Fresh::Waiting(inv) => Some(inv),
+                _ => None,
+            },
+            Mode::Stdio { .. } => None,
+        }
+    }
+
     fn begin(&mut self, inv: Invocation) -> i32 {
         let len = inv.event.body.len() as i32;
-        self.deadline = Some(inv.deadline);
         if let Ok(mut tag) = self.tag.lock() {
             *tag = Some(inv.id.clone());
         }
         self.stderr.clear_tail();
-        self.current = Some(inv);
+        match &mut self.mode {
+            Mode::Loop(current) => *current = Some(inv),
+            Mode::Fresh(fresh) => *fresh = Fresh::InHand(inv),
+            // `take_next` gives a plain command nothing.
+            Mode::Stdio { .. } => {}
+        }
         len
     }
 
     /// Ends the current invocation with `outcome`; false when there was none.
     fn finish(&mut self, outcome: Outcome) -> bool {
-        let Some(inv) = self.current.take() else {
+        let Some(inv) = self.take_current() else {
             return false;
         };
-        self.deadline = None;
         self.served += 1;
         // An invocation already timed out has nobody left to answer.
         let _ = self.shared.dispatcher.complete(&inv.id, outcome);
@@ -78,30 +144,23 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
     linker.func_wrap_async(MODULE, "next", |mut caller: Caller<'_, Guest>, (): ()| {
         Box::new(async move {
             let guest = caller.data_mut();
-            if guest.current.is_some() {
+            if guest.current().is_some() {
                 let err = InvocationError::RunnerExited(
                     "the function asked for its next invocation without answering this one".into(),
                 );
                 guest.finish(Outcome::Failed(err));
             }
-            let inv = match &mut guest.feed {
-                Feed::One(slot) => match slot.take() {
-                    Some(inv) => inv,
-                    None => return Ok(-1),
-                },
-                Feed::Queue => {
-                    let dispatcher = guest.shared.dispatcher.clone();
-                    dispatcher.next(guest.runner).await
-                }
-            };
-            Ok(guest.begin(inv))
+            Ok(match guest.take_next().await {
+                Some(inv) => guest.begin(inv),
+                None => -1,
+            })
         })
     })?;
     linker.func_wrap(
         MODULE,
         "event",
         |mut caller: Caller<'_, Guest>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-            let Some(body) = caller.data().current.as_ref().map(|i| i.event.body.clone()) else {
+            let Some(body) = caller.data().current().map(|i| i.event.body.clone()) else {
                 return Ok(-1);
             };
             copy_out(&mut caller, ptr, len, &body)
@@ -112,10 +171,10 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
         "context",
         |mut caller: Caller<'_, Guest>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
             let guest = caller.data();
-            let Some(inv) = guest.current.as_ref() else {
+            let Some(inv) = guest.current() else {
                 return Ok(-1);
             };
-            let json = context_json(inv, &guest.shared.function_arn);
+            let json = Context::of(inv, &guest.shared.function_arn).json();
             copy_out(&mut caller, ptr, len, &json)
         },
     )?;
@@ -124,16 +183,13 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
         "respond",
         |mut caller: Caller<'_, Guest>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
             let limit = caller.data().shared.body_limit;
-            let outcome = if len as u32 as usize > limit {
-                Outcome::Failed(InvocationError::ResponseTooLarge(
-                    len as u32 as usize,
-                    limit,
-                ))
-            } else {
-                Outcome::Response {
+            let size = ResponseSize::Exactly(len as u32 as usize);
+            let outcome = match check_response_size(size, limit) {
+                Ok(()) => Outcome::Response {
                     body: Bytes::from(read(&mut caller, ptr, len)?),
                     content_type: None,
-                }
+                },
+                Err(e) => Outcome::Failed(e),
             };
             Ok(if caller.data_mut().finish(outcome) {
                 0
@@ -179,33 +235,6 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// The context a guest reads, as documented in ABI.md.
-#[derive(serde::Serialize)]
-struct ContextJson<'a> {
-    request_id: &'a str,
-    deadline_ms: u64,
-    invoked_function_arn: &'a str,
-    trace_id: Option<&'a str>,
-    client_context: Option<&'a str>,
-    cognito_identity: Option<&'a str>,
-    content_type: Option<&'a str>,
-}
-
-/// The context of `inv` as JSON, serialized straight from borrowed fields.
-pub fn context_json(inv: &Invocation, function_arn: &str) -> Vec<u8> {
-    let e = &inv.event;
-    serde_json::to_vec(&ContextJson {
-        request_id: &inv.id,
-        deadline_ms: inv.deadline_ms,
-        invoked_function_arn: function_arn,
-        trace_id: e.trace_id.as_deref(),
-        client_context: e.client_context.as_deref(),
-        cognito_identity: e.cognito_identity.as_deref(),
-        content_type: e.content_type.as_deref(),
-    })
-    .unwrap_or_default()
-}
-
 fn memory(caller: &mut Caller<'_, Guest>) -> wasmtime::Result<wasmtime::Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
@@ -233,10 +262,10 @@ fn read_error(
     tl: i32,
     mp: i32,
     ml: i32,
-) -> wasmtime::Result<FunctionError> {
+) -> wasmtime::Result<Diagnostic> {
     let error_type = read_string(caller, tp, tl)?;
     let error_message = read_string(caller, mp, ml)?;
-    Ok(FunctionError {
+    Ok(Diagnostic {
         error_type: if error_type.is_empty() {
             "Unhandled".into()
         } else {

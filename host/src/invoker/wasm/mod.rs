@@ -20,12 +20,12 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-use self::abi::{Feed, Guest, Shared};
+use self::abi::{Fresh, Guest, Mode, Shared};
 use self::output::LogStream;
-use super::{next_backoff, pause};
+use super::{Ended, Evidence, backoff_after, next_backoff, pause};
 use crate::config::{Config, Isolation, WasmSettings};
-use crate::dispatch::{Dispatcher, Invocation, InvocationError, Outcome, RunnerId};
-use crate::lambda_error::FunctionError;
+use crate::context::Context as LambdaContext;
+use crate::dispatch::{Dispatcher, RunnerId};
 use crate::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -53,15 +53,6 @@ pub struct WasmFunction {
     task_root_guest: String,
     metrics: Arc<Metrics>,
     pub source: cache::Source,
-}
-
-/// The invocation ended without an answer: why.
-enum End {
-    Returned,
-    Exit(i32),
-    Deadline,
-    Trap(String),
-    Reset,
 }
 
 /// Marks the error the epoch callback raises at the deadline.
@@ -156,7 +147,7 @@ impl WasmFunction {
         let mut backoff = Duration::ZERO;
         while !stop.is_cancelled() {
             let started = Instant::now();
-            let mut store = match self.store(runner, Feed::Queue, None) {
+            let mut store = match self.store(runner, Mode::Loop(None)) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(instance = runner, "cannot create a sandbox: {e:#}");
@@ -167,25 +158,21 @@ impl WasmFunction {
                     continue;
                 }
             };
-            let end = tokio::select! {
-                end = self.call(&mut store) => end,
-                _ = reset(&dispatcher, runner) => End::Reset,
+            let ended = tokio::select! {
+                ended = self.call(&mut store) => ended,
+                _ = reset(&dispatcher, runner) => Ended::Reset,
                 _ = stop.cancelled() => return,
             };
-            let err = self.error_of(&end, &store);
+            let err = self.with_evidence(&store, |ev| ended.failure(ev));
             let failed = dispatcher.fail_runner(runner, err.clone());
-            let served = store.data().served;
+            let served = store.data().served > 0;
             drop(store);
             tracing::warn!(
                 instance = runner,
                 failed,
                 "instance ended: {err}; starting a fresh one"
             );
-            backoff = if served > 0 || started.elapsed() > Duration::from_secs(10) {
-                Duration::ZERO
-            } else {
-                next_backoff(backoff)
-            };
+            backoff = backoff_after(backoff, started.elapsed(), served);
             if !pause(backoff, &stop).await {
                 return;
             }
@@ -201,142 +188,88 @@ impl WasmFunction {
                 _ = stop.cancelled() => return,
             };
             let id = inv.id.clone();
-            let stdout = MemoryOutputPipe::new(self.shared.body_limit + 1);
-            let built = match self.kind {
-                GuestKind::Sdk => self.store(runner, Feed::One(Some(inv)), None),
-                GuestKind::Stdio => {
-                    self.store(runner, Feed::One(None), Some((inv, stdout.clone())))
-                }
+            let mode = match self.kind {
+                GuestKind::Sdk => Mode::Fresh(Fresh::Waiting(inv)),
+                GuestKind::Stdio => Mode::Stdio {
+                    invocation: inv,
+                    // One byte more than allowed tells an oversized answer from a full one.
+                    stdout: MemoryOutputPipe::new(self.shared.body_limit + 1),
+                },
             };
-            let mut store = match built {
+            let mut store = match self.store(runner, mode) {
                 Ok(s) => s,
                 Err(e) => {
-                    let msg = format!("cannot create a sandbox: {e:#}");
-                    tracing::error!(instance = runner, "{msg}");
-                    dispatcher.fail_runner(runner, InvocationError::Trap(msg));
+                    let ended = Ended::HostFailure(format!("cannot create a sandbox: {e:#}"));
+                    tracing::error!(instance = runner, "{}", ended.describe());
+                    let ev = Evidence {
+                        stderr: "",
+                        init_error: None,
+                        function_ttl: self.shared.function_ttl,
+                    };
+                    dispatcher.fail_runner(runner, ended.failure(&ev));
                     continue;
                 }
             };
-            let end = tokio::select! {
-                end = self.call(&mut store) => end,
-                _ = reset(&dispatcher, runner) => End::Reset,
-                _ = stop.cancelled() => End::Reset,
+            let ended = tokio::select! {
+                ended = self.call(&mut store) => ended,
+                _ = reset(&dispatcher, runner) => Ended::Reset,
+                _ = stop.cancelled() => Ended::Stopped,
             };
             store.data().stderr.flush_line();
-            if self.kind == GuestKind::Stdio {
-                let outcome = self.stdio_outcome(end, &store, stdout);
-                let _ = dispatcher.complete(&id, outcome);
-            } else if dispatcher.is_in_flight(&id) {
-                let err = match end {
-                    End::Returned if store.data().init_error.is_none() => {
-                        InvocationError::RunnerExited(
-                            "the function returned without answering".into(),
-                        )
-                    }
-                    end => self.error_of(&end, &store),
-                };
-                dispatcher.fail_runner(runner, err);
-            }
+            let limit = self.shared.body_limit;
+            self.with_evidence(&store, |ev| match &store.data().mode {
+                Mode::Stdio { stdout, .. } => {
+                    let outcome = ended.command_outcome(stdout.contents(), limit, ev);
+                    let _ = dispatcher.complete(&id, outcome);
+                }
+                _ if dispatcher.is_in_flight(&id) => {
+                    dispatcher.fail_runner(runner, ended.failure(ev));
+                }
+                _ => {}
+            });
         }
     }
 
     /// Instantiates from the template and runs `_start`.
-    async fn call(&self, store: &mut Store<Guest>) -> End {
+    async fn call(&self, store: &mut Store<Guest>) -> Ended {
         let result = async {
             let instance = self.pre.instantiate_async(&mut *store).await?;
             let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
             start.call_async(&mut *store, ()).await
         }
         .await;
-        match result {
-            Ok(()) => End::Returned,
-            Err(e) => {
-                if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                    if exit.0 == 0 {
-                        End::Returned
-                    } else {
-                        End::Exit(exit.0)
-                    }
-                } else if e.downcast_ref::<DeadlineExceeded>().is_some() {
-                    End::Deadline
-                } else if let Some(trap) = e.downcast_ref::<Trap>() {
-                    End::Trap(format!("wasm trap: {trap}"))
-                } else {
-                    End::Trap(format!("{e:#}"))
-                }
+        let Err(e) = result else {
+            return Ended::Returned;
+        };
+        if let Some(exit) = e.downcast_ref::<I32Exit>() {
+            if exit.0 == 0 {
+                Ended::Returned
+            } else {
+                Ended::Exit(exit.0)
             }
+        } else if e.downcast_ref::<DeadlineExceeded>().is_some() {
+            Ended::Deadline
+        } else if let Some(trap) = e.downcast_ref::<Trap>() {
+            Ended::Trap(format!("wasm trap: {trap}"))
+        } else {
+            Ended::Trap(format!("{e:#}"))
         }
     }
 
-    /// The error that fails an invocation an instance held when it ended.
-    fn error_of(&self, end: &End, store: &Store<Guest>) -> InvocationError {
+    /// Runs `f` with what the instance in `store` left behind to explain its end.
+    fn with_evidence<T>(&self, store: &Store<Guest>, f: impl FnOnce(&Evidence<'_>) -> T) -> T {
         let guest = store.data();
         let stderr = guest.stderr.tail();
-        let with_stderr = |msg: String| {
-            if stderr.is_empty() {
-                msg
-            } else {
-                format!("{msg}; stderr: {stderr}")
-            }
-        };
-        match end {
-            End::Deadline | End::Reset => InvocationError::Timeout(self.shared.function_ttl),
-            _ if guest.init_error.is_some() => {
-                let e = guest
-                    .init_error
-                    .as_ref()
-                    .map(|e| format!("{}: {}", e.error_type, e.error_message));
-                InvocationError::InitFailed(e.unwrap_or_default())
-            }
-            End::Returned => InvocationError::RunnerExited("the function's main returned".into()),
-            End::Exit(code) => {
-                InvocationError::RunnerExited(with_stderr(format!("exit status {code}")))
-            }
-            End::Trap(msg) => InvocationError::Trap(with_stderr(msg.clone())),
-        }
-    }
-
-    /// A plain WASI command's outcome: stdout on success; a non-zero exit or a trap is a
-    /// function error whose message is stderr.
-    fn stdio_outcome(&self, end: End, store: &Store<Guest>, stdout: MemoryOutputPipe) -> Outcome {
-        let body = stdout.contents();
-        let limit = self.shared.body_limit;
-        if body.len() > limit {
-            return Outcome::Failed(InvocationError::ResponseTooLarge(body.len(), limit));
-        }
-        let stderr = store.data().stderr.tail();
-        let error = |error_type: &str, fallback: String| {
-            Outcome::FunctionError(FunctionError {
-                error_type: error_type.into(),
-                error_message: if stderr.is_empty() {
-                    fallback
-                } else {
-                    stderr.clone()
-                },
-                stack_trace: None,
-            })
-        };
-        match end {
-            End::Returned => Outcome::Response {
-                body,
-                content_type: None,
-            },
-            End::Exit(code) => error("Runtime.ExitError", format!("exit status {code}")),
-            End::Trap(msg) => error("Runtime.WasmTrap", msg),
-            End::Deadline | End::Reset => {
-                Outcome::Failed(InvocationError::Timeout(self.shared.function_ttl))
-            }
-        }
+        f(&Evidence {
+            stderr: &stderr,
+            init_error: guest.init_error.as_ref(),
+            function_ttl: self.shared.function_ttl,
+        })
     }
 
     /// A store with a fresh sandbox. A plain command gets its invocation on stdin and its
     /// context in the environment.
-    fn store(
-        &self,
-        runner: RunnerId,
-        feed: Feed,
-        stdio: Option<(Invocation, MemoryOutputPipe)>,
-    ) -> anyhow::Result<Store<Guest>> {
+    fn store(&self, runner: RunnerId, mode: Mode) -> anyhow::Result<Store<Guest>> {
         self.metrics
             .wasm_instance_starts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -353,16 +286,14 @@ impl WasmFunction {
         b.preopened_dir(&self.task_root, &self.task_root_guest, FsPerms::ReadOnly)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open {}", self.task_root.display()))?;
-        let mut deadline = None;
-        if let Some((inv, stdout)) = &stdio {
-            b.stdin(MemoryInputPipe::new(inv.event.body.clone()))
+        if let Mode::Stdio { invocation, stdout } = &mode {
+            b.stdin(MemoryInputPipe::new(invocation.event.body.clone()))
                 .stdout(stdout.clone());
-            for (k, v) in stdio_env(inv, &self.shared.function_arn) {
+            for (k, v) in LambdaContext::of(invocation, &self.shared.function_arn).env() {
                 b.env(k, v);
             }
-            deadline = Some(inv.deadline);
             if let Ok(mut t) = tag.lock() {
-                *t = Some(inv.id.clone());
+                *t = Some(invocation.id.clone());
             }
         }
         let guest = Guest {
@@ -373,9 +304,7 @@ impl WasmFunction {
                 .build(),
             shared: self.shared.clone(),
             runner,
-            feed,
-            current: stdio.map(|(inv, _)| inv),
-            deadline,
+            mode,
             init_error: None,
             served: 0,
             tag,
@@ -384,39 +313,12 @@ impl WasmFunction {
         let mut store = Store::new(self.pre.module().engine(), guest);
         store.limiter(|g| &mut g.limits);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| match ctx.data().deadline {
+        store.epoch_deadline_callback(|ctx| match ctx.data().deadline() {
             Some(d) if Instant::now() >= d => Err(wasmtime::Error::new(DeadlineExceeded)),
             _ => Ok(UpdateDeadline::Yield(1)),
         });
         Ok(store)
     }
-}
-
-/// The context of a plain WASI command, in the environment (documented in ABI.md).
-fn stdio_env(inv: &Invocation, arn: &str) -> Vec<(&'static str, String)> {
-    let e = &inv.event;
-    let mut env = vec![
-        ("AWS_LAMBDA_REQUEST_ID", inv.id.to_string()),
-        ("AWS_LAMBDA_DEADLINE_MS", inv.deadline_ms.to_string()),
-        ("AWS_LAMBDA_INVOKED_FUNCTION_ARN", arn.to_owned()),
-        (
-            "AWS_LAMBDA_EVENT_CONTENT_TYPE",
-            e.content_type
-                .clone()
-                .unwrap_or_else(|| "application/json".into()),
-        ),
-    ];
-    if let Some(t) = &e.trace_id {
-        env.push(("AWS_LAMBDA_TRACE_ID", t.clone()));
-        env.push(("_X_AMZN_TRACE_ID", t.clone()));
-    }
-    if let Some(c) = &e.client_context {
-        env.push(("AWS_LAMBDA_CLIENT_CONTEXT", c.clone()));
-    }
-    if let Some(c) = &e.cognito_identity {
-        env.push(("AWS_LAMBDA_COGNITO_IDENTITY", c.clone()));
-    }
-    env
 }
 
 /// Resolves when the dispatcher resets `runner` (an invocation it held passed its deadline).

@@ -8,8 +8,9 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// Longest line logged as one line; longest stderr tail kept.
-const MAX_LINE: usize = 16 * 1024;
+use crate::invoker::lines::Lines;
+
+/// Longest stderr tail kept.
 const TAIL: usize = 4 * 1024;
 
 /// The request id output is tagged with; the runner updates it per invocation.
@@ -24,7 +25,7 @@ struct State {
     stream: &'static str,
     runner: usize,
     tag: RequestTag,
-    line: Vec<u8>,
+    lines: Lines,
     tail: Vec<u8>,
 }
 
@@ -35,7 +36,7 @@ impl LogStream {
                 stream,
                 runner,
                 tag,
-                line: Vec::new(),
+                lines: Lines::default(),
                 tail: Vec::new(),
             })),
         }
@@ -55,51 +56,48 @@ impl LogStream {
     /// Logs a last line that had no newline.
     pub fn flush_line(&self) {
         let mut state = self.lock();
-        if !state.line.is_empty() {
-            state.emit();
-        }
+        let State {
+            lines,
+            stream,
+            runner,
+            tag,
+            ..
+        } = &mut *state;
+        lines.flush(|text| emit(stream, *runner, tag, text));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_bytes(&self, mut bytes: &[u8]) {
+    fn write_bytes(&self, bytes: &[u8]) {
         let mut state = self.lock();
         state.tail.extend_from_slice(bytes);
         if state.tail.len() > TAIL {
             let cut = state.tail.len() - TAIL;
             state.tail.drain(..cut);
         }
-        while !bytes.is_empty() {
-            let newline = bytes.iter().position(|b| *b == b'\n');
-            let end = newline.map_or(bytes.len(), |i| i + 1);
-            let room = MAX_LINE - state.line.len();
-            let take = end.min(room);
-            state.line.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            if (newline.is_some() && take == end) || state.line.len() >= MAX_LINE {
-                state.emit();
-            }
-        }
+        let State {
+            lines,
+            stream,
+            runner,
+            tag,
+            ..
+        } = &mut *state;
+        lines.feed(bytes, |text| emit(stream, *runner, tag, text));
     }
 }
 
-impl State {
-    fn emit(&mut self) {
-        let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end_matches(['\n', '\r']);
-        let tag = self.tag.lock().ok().and_then(|t| t.clone());
-        let request_id = tag.as_deref().unwrap_or("-");
-        tracing::info!(
-            target: "function",
-            instance = self.runner,
-            stream = self.stream,
-            request_id,
-            "{text}"
-        );
-        self.line.clear();
-    }
+fn emit(stream: &'static str, runner: usize, tag: &RequestTag, text: &str) {
+    let tag = tag.lock().ok().and_then(|t| t.clone());
+    let request_id = tag.as_deref().unwrap_or("-");
+    tracing::info!(
+        target: "function",
+        instance = runner,
+        stream,
+        request_id,
+        "{text}"
+    );
 }
 
 impl IsTerminal for LogStream {
@@ -166,6 +164,7 @@ impl tokio::io::AsyncWrite for LogStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invoker::lines::MAX_LINE;
 
     #[test]
     fn keeps_a_bounded_tail_and_splits_long_lines() {
@@ -174,7 +173,7 @@ mod tests {
         assert_eq!(s.tail(), "first\nsecond");
         s.write_bytes(&vec![b'x'; 3 * MAX_LINE]);
         // "second" + 3 full lines of x: three lines emitted, six bytes wait for more.
-        assert_eq!(s.lock().line.len(), "second".len());
+        assert_eq!(s.lock().lines.pending(), "second".len());
         assert_eq!(s.tail().len(), TAIL);
         s.clear_tail();
         assert_eq!(s.tail(), "");

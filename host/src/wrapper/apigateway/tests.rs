@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::request::{canonical_header_name, client_ip, request_time};
 use super::*;
 use crate::dispatch::InvocationError;
-use crate::lambda_error::FunctionError;
+use crate::lambda_error::Diagnostic;
 use crate::wrapper::BadReply;
 
 fn decode(
@@ -630,7 +630,7 @@ fn outcomes_map_to_statuses_in_api_gateway_mode() {
         content_type: None,
     };
     assert_eq!(encode("id", bad, PayloadVersion::V1).status(), 502);
-    let err = FunctionError::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
+    let err = Diagnostic::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
     let r = encode("id", Outcome::FunctionError(err), PayloadVersion::V2);
     assert_eq!(r.status(), 500);
     assert_eq!(r.headers()["x-amz-function-error"], "Unhandled");

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::dispatch::{Event, InvocationError, Outcome};
-use crate::lambda_error::FunctionError;
+use crate::lambda_error::Diagnostic;
 use crate::reply::Reply;
 use crate::wrapper::{BadRequest, ContextOptions};
 
@@ -519,7 +519,7 @@ fn event_mode_refuses_replies_that_are_not_events() {
 
 #[test]
 fn errors_and_failures_keep_the_passthrough_replies() {
-    let err = FunctionError::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
+    let err = Diagnostic::from_post(br#"{"errorMessage":"m","errorType":"T"}"#, None);
     let r = encode("id", Outcome::FunctionError(err), &defaults());
     assert_eq!(r.status(), 500);
     assert!(!r.headers().contains_key("ce-id"));

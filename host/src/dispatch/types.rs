@@ -1,0 +1,110 @@
+//! The Dispatcher's vocabulary: what a runner receives (an [`Invocation`] of an [`Event`])
+//! and how an invocation ends (an [`Outcome`], or an [`InvocationError`] when the function
+//! gave no answer), with the one check of a response's size. Plain data: no I/O.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::lambda_error::Diagnostic;
+
+/// What the function receives: the payload and the context AWS passes with it.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    pub client_context: Option<String>,
+    pub cognito_identity: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+/// An invocation handed to a runner.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub id: Arc<str>,
+    pub event: Event,
+    pub deadline: Instant,
+    /// The same deadline as epoch milliseconds (`Lambda-Runtime-Deadline-Ms`).
+    pub deadline_ms: u64,
+}
+
+/// How an invocation ended. Every admitted invocation ends exactly once.
+#[derive(Debug)]
+pub enum Outcome {
+    Response {
+        body: Bytes,
+        content_type: Option<String>,
+    },
+    FunctionError(Diagnostic),
+    Failed(InvocationError),
+}
+
+/// An invocation that ended without an answer from the function.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvocationError {
+    #[error("Task timed out after {:.2} seconds", .0.as_secs_f64())]
+    Timeout(Duration),
+    #[error("Runtime exited before answering: {0}")]
+    RunnerExited(String),
+    #[error(
+        "Response payload size ({} bytes) exceeded maximum allowed payload size ({limit} bytes).",
+        size.describe(*limit)
+    )]
+    ResponseTooLarge { size: ResponseSize, limit: usize },
+    #[error("the function crashed: {0}")]
+    Trap(String),
+    #[error("the function failed to initialize: {0}")]
+    InitFailed(String),
+    /// The host could not run the function (e.g. it cannot create a sandbox): not the
+    /// function's fault, but the invocation has no answer.
+    #[error("the host could not run the function: {0}")]
+    HostFailure(String),
+    #[error("the host is shutting down")]
+    ShuttingDown,
+}
+
+impl InvocationError {
+    /// The `errorType` callers see, in the spirit of Lambda's own (`Sandbox.Timedout`,
+    /// `Runtime.ExitError`, ...). A host failure is `Sandbox.HostFailure`: the execution
+    /// environment, not the runtime, failed.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            InvocationError::Timeout(_) => "Sandbox.Timedout",
+            InvocationError::RunnerExited(_) => "Runtime.ExitError",
+            InvocationError::ResponseTooLarge { .. } => "Function.ResponseSizeTooLarge",
+            InvocationError::Trap(_) => "Runtime.WasmTrap",
+            InvocationError::InitFailed(_) => "Runtime.InitError",
+            InvocationError::HostFailure(_) => "Sandbox.HostFailure",
+            InvocationError::ShuttingDown => "ServiceUnavailable",
+        }
+    }
+}
+
+/// The size of a response, as far as its reader knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseSize {
+    /// The whole response was seen.
+    Exactly(usize),
+    /// The reader stopped once the response passed the limit: its real size is unknown.
+    PastLimit,
+}
+
+impl ResponseSize {
+    /// The size as the error message says it.
+    fn describe(&self, limit: usize) -> String {
+        match self {
+            ResponseSize::Exactly(n) => n.to_string(),
+            ResponseSize::PastLimit => format!("more than {limit}"),
+        }
+    }
+}
+
+/// The one check of a response's size against `limit`; the error says the real size when
+/// it is known, and "more than {limit}" when the reader stopped past the limit.
+pub fn check_response_size(size: ResponseSize, limit: usize) -> Result<(), InvocationError> {
+    match size {
+        ResponseSize::Exactly(n) if n <= limit => Ok(()),
+        size => Err(InvocationError::ResponseTooLarge { size, limit }),
+    }
+}
