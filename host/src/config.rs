@@ -186,6 +186,9 @@ pub struct Config {
     pub bootstrap_max_invocations: Option<u64>,
     /// Recycle a bootstrap once it is this old (`BOOTSTRAP_MAX_AGE`).
     pub bootstrap_max_age: Option<Duration>,
+    pub request_read_timeout: Duration,
+    pub response_write_timeout: Duration,
+    pub address_file: Option<PathBuf>,
 }
 
 /// What the function knows of itself: names the ARN, the log group and the bootstrap env.
@@ -356,6 +359,9 @@ impl Config {
             lambda_env,
             bootstrap_max_invocations: None,
             bootstrap_max_age: None,
+            request_read_timeout: Duration::from_secs(10),
+            response_write_timeout: Duration::from_secs(30),
+            address_file: env.get("ADDRESS_FILE").map(PathBuf::from),
         })
     }
 }

@@ -40,6 +40,7 @@ struct Queued {
 struct InFlight {
     runner: RunnerId,
     reply: oneshot::Sender<Outcome>,
+    ttl: Duration,
 }
 
 pub struct Dispatcher {
@@ -179,7 +180,7 @@ impl Dispatcher {
                 });
                 continue;
             }
-            inflight.insert(invocation.id.clone(), InFlight { runner, reply });
+            inflight.insert(invocation.id.clone(), InFlight { runner, reply, ttl });
             return invocation;
         }
     }
@@ -190,6 +191,52 @@ impl Dispatcher {
         // The caller may have gone away; the outcome then has nobody to reach.
         let _ = entry.reply.send(outcome);
         Ok(())
+    }
+
+    /// Ends an in-flight invocation with the outcome `runner` sent; an invocation another
+    /// runner holds is not this runner's to answer.
+    pub fn complete_from(
+        &self,
+        runner: RunnerId,
+        id: &str,
+        outcome: Outcome,
+    ) -> Result<(), InvalidRequestId> {
+        let entry = {
+            let mut map = self.lock();
+            match map.get(id) {
+                Some(f) if f.runner == runner => map.remove(id),
+                _ => None,
+            }
+        }
+        .ok_or(InvalidRequestId)?;
+        let _ = entry.reply.send(outcome);
+        Ok(())
+    }
+
+    /// Whether `runner` holds `id` now.
+    pub fn is_held_by(&self, runner: RunnerId, id: &str) -> bool {
+        self.lock().get(id).is_some_and(|f| f.runner == runner)
+    }
+
+    /// Puts back an invocation that `runner` was handed but never received (the reply to
+    /// its poll was lost). False when it has ended or moved on meanwhile.
+    pub fn return_undelivered(&self, runner: RunnerId, invocation: Invocation) -> bool {
+        let entry = {
+            let mut map = self.lock();
+            match map.get(&*invocation.id) {
+                Some(f) if f.runner == runner => map.remove(&*invocation.id),
+                _ => None,
+            }
+        };
+        let Some(InFlight { reply, ttl, .. }) = entry else {
+            return false;
+        };
+        self.requeue(Queued {
+            invocation,
+            reply,
+            ttl,
+        });
+        true
     }
 
     /// Whether `id` is in flight now.

@@ -1,8 +1,12 @@
-//! aws-custom-runtime: runs AWS Lambda custom-runtime functions behind an HTTP endpoint.
+//! aws-custom-runtime: runs AWS Lambda custom-runtime functions behind an HTTP endpoint,
+//! as native `bootstrap` processes or sandboxed WebAssembly (WASI) guests.
 //!
 //! One [`dispatch::Dispatcher`] sits between thin front-ends: the public endpoint
-//! ([`public`]) admits requests as invocations, the Runtime API ([`runtime_api`]) hands
-//! them to native bootstraps that [`invoker::native`] supervises. [`run`] wires them.
+//! ([`public`]) admits requests as invocations; the Runtime API ([`runtime_api`]) hands them
+//! to native bootstraps that [`invoker::native`] supervises, and [`invoker::wasm`] hands them
+//! to WASI guests through host functions. [`Listeners::bind`] binds every socket and reports
+//! the addresses; [`run`] serves them until shutdown. ARCHITECTURE.md follows one invocation
+//! through these files.
 
 pub mod config;
 pub mod context;
@@ -18,7 +22,7 @@ pub mod sink;
 pub mod wrapper;
 
 use std::future::Future;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,34 +39,119 @@ use crate::metrics::Metrics;
 use crate::public::Public;
 use crate::runtime_api::RuntimeApi;
 
-/// Runs the host until `shutdown` resolves, then drains: the public endpoint stops
-/// accepting, invocations in flight finish (up to `FUNCTION_TTL`), bootstraps are stopped.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// Every socket the host serves, bound before it runs so that their addresses are known
+/// up front (`ADDRESS_FILE`, tests). The public socket is bound but not listening until the
+/// function is ready: until then a connection is refused, so a readiness probe tells the
+/// truth and the port is still reserved.
+pub struct Listeners {
+    public: socket2::Socket,
+    public_addr: SocketAddr,
+    runtime_api: Vec<TcpListener>,
+    metrics: Option<TcpListener>,
+}
+
+/// Where the host listens, as `ADDRESS_FILE` records it as soon as the sockets are bound
+/// (the public one accepts connections once the function is ready).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Addresses {
+    pub public: SocketAddr,
+    /// One per bootstrap (native functions only).
+    pub runtime_api: Vec<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Listeners {
+    /// Binds the public port, the Runtime API (native functions) and the metrics port.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let (public, public_addr) = bind_public(config.public_addr)?;
+        let runtime_api = match &config.kind {
+            FunctionKind::Native { .. } => bind_runtime_api(config).await?,
+            FunctionKind::Wasm(_) => Vec::new(),
+        };
+        let metrics = match config.metrics_port {
+            Some(port) => match TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await {
+                Ok(l) => Some(l),
+                // The function matters more than its metrics.
+                Err(e) => {
+                    tracing::warn!("no metrics endpoint: cannot listen on port {port}: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Listeners {
+            public,
+            public_addr,
+            runtime_api,
+            metrics,
+        })
+    }
+
+    pub fn addresses(&self) -> Addresses {
+        Addresses {
+            public: self.public_addr,
+            runtime_api: self
+                .runtime_api
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .collect(),
+            metrics: self.metrics.as_ref().and_then(|l| l.local_addr().ok()),
+        }
+    }
+}
+
+/// Runs the host on `listeners` until `shutdown` resolves, then drains: the public endpoint
+/// stops accepting, invocations in flight finish (up to `FUNCTION_TTL`), runners are stopped.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let addresses = listeners.addresses();
+    let Listeners {
+        public: public_socket,
+        runtime_api: api_listeners,
+        metrics: metrics_listener,
+        ..
+    } = listeners;
+    if let Some(path) = &config.address_file {
+        write_addresses(path, &addresses)?;
+    }
     let runners = config.invoker_count.max(1);
     let dispatcher = Dispatcher::new(runners, config.queue_size);
-    let api = Arc::new(RuntimeApi {
-        dispatcher: dispatcher.clone(),
-        function_arn: HeaderValue::from_str(&config.function.arn())
-            .context("the function ARN is not a valid header value")?,
-        body_limit: config.body_limit,
-    });
-
     let metrics = Arc::new(Metrics::new(&config.metric_labels));
     let api_stop = CancellationToken::new();
-    if let Some(port) = config.metrics_port {
-        serve_metrics(port, metrics.clone(), dispatcher.clone(), api_stop.clone()).await;
+    if let Some(listener) = metrics_listener {
+        serve_metrics(
+            listener,
+            metrics.clone(),
+            dispatcher.clone(),
+            api_stop.clone(),
+        );
     }
     let runner_stop = CancellationToken::new();
-    let mut runners_set = JoinSet::new();
+    let mut supervisors = JoinSet::new();
     match &config.kind {
         FunctionKind::Native { bootstrap } => {
+            let api = Arc::new(RuntimeApi {
+                dispatcher: dispatcher.clone(),
+                function_arn: HeaderValue::from_str(&config.function.arn())
+                    .context("the function ARN is not a valid header value")?,
+                body_limit: config.body_limit,
+                read_timeout: config.function_ttl,
+            });
             // The Runtime API listens before any bootstrap starts.
-            let addrs = listen_runtime_api(&config, &api, runners, &api_stop).await?;
-            for (runner, addr) in addrs.iter().enumerate().take(config.invoker_count) {
-                runners_set.spawn(invoker::native::supervise(
+            for (runner, listener) in api_listeners.into_iter().enumerate() {
+                let addr = listener.local_addr()?;
+                tracing::info!(bootstrap = runner, "Runtime API listening on {addr}");
+                tokio::spawn(api.clone().serve(listener, runner, api_stop.clone()));
+                if runner >= config.invoker_count {
+                    continue;
+                }
+                supervisors.spawn(invoker::native::supervise(
                     runner,
-                    *addr,
+                    addr,
                     bootstrap.clone(),
                     config.clone(),
                     dispatcher.clone(),
@@ -83,47 +172,39 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 .context("loading the wasm module panicked")??;
             let function = Arc::new(function);
             for runner in 0..runners {
-                runners_set.spawn(function.clone().run(runner, runner_stop.clone()));
+                supervisors.spawn(function.clone().run(runner, runner_stop.clone()));
             }
         }
     }
-    let mut supervisors = runners_set;
 
-    // The public port opens only once a bootstrap polls, so a readiness probe tells the truth.
+    // The public port opens only once a runner polls, so a readiness probe tells the truth.
     tokio::pin!(shutdown);
     let mut ready = dispatcher.ready();
     tokio::select! {
         _ = ready.wait_for(|r| *r) => {}
         _ = &mut shutdown => {
-            tracing::info!("stopped before any bootstrap was ready");
+            tracing::info!("stopped before any runner was ready");
             runner_stop.cancel();
             while supervisors.join_next().await.is_some() {}
+            api_stop.cancel();
             return Ok(());
         }
     }
-    let listener = bind_public(config.public_addr).await?;
+    let listener = listen(public_socket)?;
     tracing::info!(
         "function ready; public endpoint listening on {}",
-        listener.local_addr()?
+        addresses.public
     );
-    let sink = match &config.sink {
-        Some(url) => Some(sink::Sink::new(url).map_err(|e| anyhow::anyhow!("K_SINK: {e}"))?),
-        None => None,
-    };
-    let public = Arc::new(Public {
-        dispatcher: dispatcher.clone(),
-        body_limit: config.body_limit,
-        function_ttl: config.function_ttl,
-        wrapper: config.wrapper.clone(),
-        sink,
-        metrics: metrics.clone(),
-    });
+    let public = Arc::new(Public::new(&config, dispatcher.clone(), metrics.clone()));
     let public_stop = CancellationToken::new();
-    let drain = config.function_ttl + Duration::from_secs(1);
+    let options = serve::Options {
+        drain: Some(config.function_ttl + Duration::from_secs(1)),
+        write_timeout: Some(config.response_write_timeout),
+    };
     let server = tokio::spawn(serve::serve(
         listener,
         public_stop.clone(),
-        Some(drain),
+        options,
         move |req| {
             let public = public.clone();
             async move { public.handle(req).await }
@@ -145,53 +226,47 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     Ok(())
 }
 
-/// Serves `/metrics` on `port` (all addresses). A port already taken is logged, not fatal:
-/// the function matters more than its metrics.
-async fn serve_metrics(
-    port: u16,
+/// Serves `/metrics`.
+fn serve_metrics(
+    listener: TcpListener,
     metrics: Arc<Metrics>,
     dispatcher: Arc<Dispatcher>,
     stop: CancellationToken,
 ) {
-    let listener = match bind_public(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!("no metrics endpoint: {e:#}");
-            return;
-        }
-    };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("metrics at http://{addr}/metrics");
     }
-    tokio::spawn(serve::serve(listener, stop, None, move |req| {
+    let options = serve::Options {
+        drain: None,
+        write_timeout: None,
+    };
+    tokio::spawn(serve::serve(listener, stop, options, move |req| {
         let (metrics, dispatcher) = (metrics.clone(), dispatcher.clone());
         async move {
-            if req.uri().path() != "/metrics" {
-                return reply::error(
+            let reply = if req.uri().path() != "/metrics" {
+                reply::error(
                     http::StatusCode::NOT_FOUND,
                     "NotFound",
                     "metrics are at /metrics",
-                );
-            }
-            let text = metrics.render(dispatcher.queued(), dispatcher.in_flight());
-            reply::with_body(
-                http::StatusCode::OK,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                text.into(),
-            )
+                )
+            } else {
+                let text = metrics.render(dispatcher.queued(), dispatcher.in_flight());
+                reply::with_body(
+                    http::StatusCode::OK,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    text.into(),
+                )
+            };
+            reply.map(serve::Served::from)
         }
     }));
 }
 
 /// One Runtime API listener per bootstrap, so that the host knows which process holds
-/// which invocation.
-async fn listen_runtime_api(
-    config: &Config,
-    api: &Arc<RuntimeApi>,
-    runners: usize,
-    stop: &CancellationToken,
-) -> anyhow::Result<Vec<SocketAddr>> {
-    let mut addrs = Vec::with_capacity(runners);
+/// which invocation; one with `INVOKER_COUNT=0`, for a runtime started outside the host.
+async fn bind_runtime_api(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
+    let runners = config.invoker_count.max(1);
+    let mut listeners = Vec::with_capacity(runners);
     for runner in 0..runners {
         let port = match config.internal_api_port {
             Some(base) => u16::try_from(usize::from(base) + runner)
@@ -201,22 +276,62 @@ async fn listen_runtime_api(
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port} (INTERNAL_API_PORT)"))?;
-        let addr = listener.local_addr()?;
-        tracing::info!(bootstrap = runner, "Runtime API listening on {addr}");
-        addrs.push(addr);
-        tokio::spawn(api.clone().serve(listener, runner, stop.clone()));
+        listeners.push(listener);
     }
-    Ok(addrs)
+    Ok(listeners)
 }
 
-/// Binds the public port on every address, IPv6 and IPv4 where the host has both.
-async fn bind_public(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    if addr.ip() == Ipv4Addr::UNSPECIFIED
-        && let Ok(l) = TcpListener::bind((Ipv6Addr::UNSPECIFIED, addr.port())).await
-    {
-        return Ok(l);
+/// Binds the public port on every address (IPv6 and IPv4 where the host has both) without
+/// listening yet.
+fn bind_public(addr: SocketAddr) -> anyhow::Result<(socket2::Socket, SocketAddr)> {
+    use socket2::{Domain, Socket, Type};
+    let bind = |addr: SocketAddr, dual: bool| -> std::io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if dual {
+            socket.set_only_v6(false)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        Ok(socket)
+    };
+    let socket = if addr.ip() == Ipv4Addr::UNSPECIFIED {
+        let any6 = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, addr.port()));
+        bind(any6, true).or_else(|_| bind(addr, false))
+    } else {
+        bind(addr, false)
     }
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (PORT)"))
+    .with_context(|| format!("cannot listen on {addr} (PORT)"))?;
+    let bound = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .context("the public socket has no address")?;
+    Ok((socket, bound))
+}
+
+/// Starts listening with the system's largest backlog, so that a burst of connects is not
+/// left waiting for SYN retries.
+fn listen(socket: socket2::Socket) -> anyhow::Result<TcpListener> {
+    socket
+        .listen(backlog())
+        .context("cannot listen on the public port")?;
+    TcpListener::from_std(socket.into()).context("cannot serve the public port")
+}
+
+/// `net.core.somaxconn` (the kernel caps any larger backlog to it), 4096 when unreadable.
+fn backlog() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+/// Writes `addresses` as JSON to `path`, atomically (a reader never sees half a file).
+fn write_addresses(path: &std::path::Path, addresses: &Addresses) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let json = serde_json::to_vec(addresses)?;
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write ADDRESS_FILE {}", path.display()))
 }

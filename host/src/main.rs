@@ -1,4 +1,4 @@
-//! The `aws-custom-runtime` binary: environment and flags → `Config` → `run`.
+//! The `aws-custom-runtime` binary: environment and flags → `Config` → bind → `run`.
 
 use std::process::ExitCode;
 
@@ -32,7 +32,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(aws_custom_runtime::run(config, shutdown_signal())) {
+    let serve = async {
+        let listeners = aws_custom_runtime::Listeners::bind(&config).await?;
+        aws_custom_runtime::run(config, listeners, shutdown_signal()).await
+    };
+    match runtime.block_on(serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -1,17 +1,24 @@
 //! The public endpoint of the Knative Service: every request is one invocation. Admission,
-//! body limit, wrapper, Dispatcher, sink, metrics; it never talks to a runner itself.
+//! body read (limit, deadline, a share of admissions for bodies still arriving), wrapper,
+//! Dispatcher, sink, metrics; it never talks to a runner itself.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use http::{Request, StatusCode};
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body::Body;
+use tokio::sync::Semaphore;
 
+use crate::config::Config;
 use crate::dispatch::{Dispatcher, InvocationError, Outcome};
-use crate::metrics::{self, Metrics};
-use crate::reply::{self, Reply};
-use crate::serve::Peer;
+use crate::metrics::{Metrics, Verdict};
+use crate::reply::{self, ReadError, Reply};
+use crate::serve::{Peer, Served, ServedReply};
 use crate::sink::Sink;
 use crate::wrapper::Wrapper;
 
@@ -19,6 +26,11 @@ pub struct Public {
     pub dispatcher: Arc<Dispatcher>,
     pub body_limit: usize,
     pub function_ttl: Duration,
+    /// How long a caller may take to send its body (`REQUEST_READ_TIMEOUT`).
+    pub read_timeout: Duration,
+    /// Admissions that may wait on a body still arriving: half of `QUEUE_SIZE`, so that
+    /// slow uploads cannot starve callers whose request is complete.
+    pub uploads: Semaphore,
     pub wrapper: Wrapper,
     pub sink: Option<Sink>,
     pub metrics: Arc<Metrics>,
@@ -29,27 +41,48 @@ const PLAIN_TYPE: &str = "plain-http";
 const PLAIN_SOURCE: &str = "unknown";
 
 impl Public {
-    pub async fn handle(&self, req: Request<Incoming>) -> Reply {
+    pub fn new(config: &Config, dispatcher: Arc<Dispatcher>, metrics: Arc<Metrics>) -> Public {
+        Public {
+            dispatcher,
+            body_limit: config.body_limit,
+            function_ttl: config.function_ttl,
+            read_timeout: config.request_read_timeout,
+            uploads: Semaphore::new(upload_slots(config.queue_size)),
+            wrapper: config.wrapper.clone(),
+            sink: config.sink.as_deref().and_then(|u| Sink::new(u).ok()),
+            metrics,
+        }
+    }
+
+    /// Answers one request. The reply holds the caller's admission until it has been
+    /// written, so that replies nobody reads count against `QUEUE_SIZE`.
+    pub async fn handle<B>(&self, req: Request<B>) -> ServedReply
+    where
+        B: Body + Unpin,
+        B::Error: std::fmt::Display,
+    {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
         if is_kubelet_probe(&parts.headers) {
             // Knative's queue-proxy forwards kubelet probes; they are not invocations.
-            return reply::with_body(StatusCode::OK, reply::JSON, r#"{"status":"ready"}"#.into());
+            let ready =
+                reply::with_body(StatusCode::OK, reply::JSON, r#"{"status":"ready"}"#.into());
+            return ready.map(Served::from);
         }
         let host_error = |reply: Reply| {
             self.metrics.record(
                 PLAIN_TYPE,
                 PLAIN_SOURCE,
-                metrics::Verdict::HostError,
+                Verdict::HostError,
                 started.elapsed(),
             );
-            reply
+            reply.map(Served::from)
         };
         let admission = match self.dispatcher.admit() {
             Ok(a) => a,
             Err(e) => return host_error(reply::overloaded(&e)),
         };
-        let body = match reply::read_body(body, self.body_limit).await {
+        let body = match self.read(body).await {
             Ok(b) => b,
             Err(e) => return host_error(e.reply()),
         };
@@ -65,14 +98,14 @@ impl Public {
         // A caller who hangs up drops the ticket; it then still times the invocation out
         // and resets its runner (see `Ticket`).
         let (outcome, admission) = ticket.outcome().await;
-        let mut result = match &outcome {
-            Outcome::Response { .. } => metrics::Verdict::Success,
-            Outcome::FunctionError(_) => metrics::Verdict::UserError,
+        let mut verdict = match &outcome {
+            Outcome::Response { .. } => Verdict::Success,
+            Outcome::FunctionError(_) => Verdict::UserError,
             Outcome::Failed(e) => {
                 if matches!(e, InvocationError::Timeout(_)) {
                     self.metrics.deadlines.fetch_add(1, Ordering::Relaxed);
                 }
-                metrics::Verdict::HostError
+                Verdict::HostError
             }
         };
         let mut reply = self.wrapper.encode(&id, outcome);
@@ -82,24 +115,49 @@ impl Public {
         {
             reply = sink.forward(reply).await;
             if !reply.status().is_success() {
-                result = metrics::Verdict::HostError;
+                verdict = Verdict::HostError;
             }
         }
-        drop(admission);
         self.metrics.record(
             decoded.event_type.as_deref().unwrap_or(PLAIN_TYPE),
             decoded.event_source.as_deref().unwrap_or(PLAIN_SOURCE),
-            result,
+            verdict,
             started.elapsed(),
         );
-        reply
+        let hold = admission.map(|a| Box::new(a) as Box<dyn Send + Sync>);
+        reply.map(|body| Served::new(body, hold))
     }
+
+    /// Reads the body. One that has fully arrived is read at once; one still arriving needs
+    /// an upload slot and must be complete within the read timeout.
+    async fn read<B>(&self, body: B) -> Result<Bytes, ReadError>
+    where
+        B: Body + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let mut read = pin!(reply::read_body(body, self.body_limit));
+        if let Poll::Ready(done) = read.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            return done;
+        }
+        let Ok(_slot) = self.uploads.try_acquire() else {
+            return Err(ReadError::Busy);
+        };
+        match tokio::time::timeout(self.read_timeout, read).await {
+            Ok(done) => done,
+            Err(_) => Err(ReadError::TimedOut(self.read_timeout)),
+        }
+    }
+}
+
+/// Admissions that bodies still arriving may hold.
+pub fn upload_slots(queue_size: usize) -> usize {
+    (queue_size / 2).max(1)
 }
 
 fn is_kubelet_probe(headers: &http::HeaderMap) -> bool {
     headers.contains_key("k-kubelet-probe")
         || headers
-            .get(http::header::USER_AGENT)
+            .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ua| ua.starts_with("kube-probe/"))
 }

@@ -1,13 +1,14 @@
-//! HTTP plumbing shared by the two servers: the response type, JSON error bodies, the
-//! mapping of invocation errors to statuses (in one place), and reading a body under a
-//! size limit.
+//! HTTP plumbing shared by the servers: the response type, JSON error bodies, the one place
+//! where each error type becomes an HTTP answer ([`IntoReply`]), and reading a body under a
+//! size limit. Handlers take any [`http_body::Body`], so tests drive them with in-memory
+//! requests.
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderValue, StatusCode, header};
+use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 
 use crate::dispatch::{InvocationError, Overloaded};
 
@@ -31,6 +32,11 @@ pub fn error(status: StatusCode, error_type: &str, message: &str) -> Reply {
     with_body(status, JSON, Bytes::from(body.to_string()))
 }
 
+/// An error that has one HTTP answer.
+pub trait IntoReply {
+    fn into_reply(self) -> Reply;
+}
+
 /// The status and error type of an invocation that ended without the function's answer.
 pub fn invocation_error(request_id: &str, err: &InvocationError) -> Reply {
     let status = match err {
@@ -48,6 +54,12 @@ pub fn invocation_error(request_id: &str, err: &InvocationError) -> Reply {
         error_type,
         &format!("RequestId: {request_id} Error: {err}"),
     )
+}
+
+impl IntoReply for &Overloaded {
+    fn into_reply(self) -> Reply {
+        overloaded(self)
+    }
 }
 
 pub fn overloaded(err: &Overloaded) -> Reply {
@@ -92,6 +104,10 @@ pub enum ReadError {
     TooLarge(TooLarge),
     /// The client went away or sent a broken body; nobody is left to answer.
     Broken(String),
+    /// The client took longer than the read timeout to send its body.
+    TimedOut(Duration),
+    /// Too many bodies are still arriving; the caller should retry.
+    Busy,
 }
 
 impl ReadError {
@@ -99,7 +115,38 @@ impl ReadError {
         match self {
             ReadError::TooLarge(t) => t.reply(),
             ReadError::Broken(e) => error(StatusCode::BAD_REQUEST, "InvalidRequestContent", e),
+            ReadError::TimedOut(limit) => {
+                let mut reply = error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeout",
+                    &format!(
+                        "the request body did not arrive within {:.1} s (REQUEST_READ_TIMEOUT)",
+                        limit.as_secs_f64()
+                    ),
+                );
+                reply
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                reply
+            }
+            ReadError::Busy => {
+                let mut reply = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TooManyRequestsException",
+                    "too many request bodies are still arriving; retry later",
+                );
+                reply
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                reply
+            }
         }
+    }
+}
+
+impl IntoReply for &ReadError {
+    fn into_reply(self) -> Reply {
+        self.reply()
     }
 }
 
@@ -109,8 +156,11 @@ const DRAIN_LIMIT: usize = 64 << 20;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Reads a whole body of at most `limit` bytes.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ReadError> {
-    use hyper::body::Body;
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadError>
+where
+    B: Body + Unpin,
+    B::Error: std::fmt::Display,
+{
     let too_large = || ReadError::TooLarge(TooLarge { limit });
     let declared = body.size_hint().exact();
     let mut body = body;
@@ -122,21 +172,24 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ReadError>
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ReadError::Broken(format!("broken request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
+            if buf.len() + data.remaining() > limit {
                 drain(&mut body).await;
                 return Err(too_large());
             }
-            buf.extend_from_slice(&data);
+            buf.extend_from_slice(data.chunk());
         }
     }
     Ok(buf.freeze())
 }
 
-async fn drain(body: &mut Incoming) {
+async fn drain<B>(body: &mut B)
+where
+    B: Body + Unpin,
+{
     let mut seen = 0usize;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, |d| d.len());
+            seen += frame.data_ref().map_or(0, |d| d.remaining());
             if seen > DRAIN_LIMIT {
                 break;
             }

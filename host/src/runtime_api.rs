@@ -1,25 +1,34 @@
 //! The Lambda Runtime API (2018-06-01) for native bootstraps: one listener per bootstrap,
 //! so that the host knows which process holds which invocation. A thin adapter over the
-//! Dispatcher; routing and header building are plain functions.
+//! Dispatcher; routing and header building are plain functions, and [`RuntimeApi::handle`]
+//! takes any body, so tests drive it with in-memory requests.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use hyper::body::Incoming;
+use http_body::Body;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{Dispatcher, InvocationError, Outcome, ResponseSize, RunnerId};
 use crate::lambda_error::Diagnostic;
-use crate::reply::{self, Reply};
+use crate::reply::{self, ReadError, Reply};
+use crate::serve::{Connection, Served};
 
 /// What every Runtime API listener shares.
 pub struct RuntimeApi {
     pub dispatcher: Arc<Dispatcher>,
     pub function_arn: HeaderValue,
     pub body_limit: usize,
+    /// How long a runtime may take to upload a response or error body (the function's
+    /// timeout: past it the invocation has ended anyway).
+    pub read_timeout: Duration,
 }
+
+/// Most bytes of runtime-supplied text (an init error's message) that reach the log.
+const MAX_LOGGED: usize = 4096;
 
 /// One endpoint of the Runtime API.
 #[derive(Debug, PartialEq, Eq)]
@@ -77,43 +86,65 @@ impl RuntimeApi {
         runner: RunnerId,
         stop: CancellationToken,
     ) {
-        crate::serve::serve(listener, stop, None, move |req| {
+        let options = crate::serve::Options {
+            drain: None,
+            write_timeout: None,
+        };
+        crate::serve::serve(listener, stop, options, move |req| {
             let api = self.clone();
-            async move { api.handle(req, runner).await }
+            async move { api.handle(req, runner).await.map(Served::from) }
         })
         .await;
     }
 
-    async fn handle(&self, req: Request<Incoming>, runner: RunnerId) -> Reply {
+    /// Answers one Runtime API request of bootstrap `runner`.
+    pub async fn handle<B>(&self, req: Request<B>, runner: RunnerId) -> Reply
+    where
+        B: Body + Unpin,
+        B::Error: std::fmt::Display,
+    {
         let (parts, body) = req.into_parts();
         match route(&parts.method, parts.uri.path()) {
             Ok(Route::Next) => {
                 let inv = self.dispatcher.next(runner).await;
                 let headers = crate::context::next_headers(&inv, &self.function_arn);
-                let mut reply = http::Response::new(http_body_util::Full::new(inv.event.body));
+                let body = inv.event.body.clone();
+                if let Some(connection) = parts.extensions.get::<Connection>() {
+                    // A reply the bootstrap never got goes back to the queue, not to the
+                    // deadline.
+                    let dispatcher = self.dispatcher.clone();
+                    connection.on_reply_lost(move || {
+                        if dispatcher.return_undelivered(runner, inv) {
+                            tracing::debug!(bootstrap = runner, "a /next reply was lost; requeued");
+                        }
+                    });
+                }
+                let mut reply = http::Response::new(http_body_util::Full::new(body));
                 *reply.headers_mut() = headers;
                 reply
             }
-            Ok(Route::Response(id)) => self.response(id, &parts.headers, body).await,
+            Ok(Route::Response(id)) => self.response(runner, id, &parts.headers, body).await,
             Ok(Route::Error(id)) => {
-                let body = match reply::read_body(body, self.body_limit).await {
+                let body = match self.read(body).await {
                     Ok(b) => b,
                     Err(e) => return e.reply(),
                 };
                 let err = Diagnostic::from_post(&body, error_type(&parts.headers));
-                tracing::debug!(request_id = id, error_type = %err.error_type, "function error");
-                self.complete(id, Outcome::FunctionError(err))
+                tracing::debug!(
+                    request_id = id,
+                    error_type = clip(&err.error_type, MAX_LOGGED),
+                    "function error"
+                );
+                self.complete(runner, id, Outcome::FunctionError(err))
             }
             Ok(Route::InitError) => {
-                let body = reply::read_body(body, self.body_limit)
-                    .await
-                    .unwrap_or_default();
+                let body = self.read(body).await.unwrap_or_default();
                 let err = Diagnostic::from_post(&body, error_type(&parts.headers));
                 tracing::error!(
                     bootstrap = runner,
-                    error_type = %err.error_type,
+                    error_type = clip(&err.error_type, MAX_LOGGED),
                     "runtime init error: {}",
-                    err.error_message
+                    clip(&err.error_message, MAX_LOGGED)
                 );
                 accepted()
             }
@@ -140,14 +171,21 @@ impl RuntimeApi {
         }
     }
 
-    async fn response(&self, id: &str, headers: &HeaderMap, body: Incoming) -> Reply {
-        match reply::read_body(body, self.body_limit).await {
+    async fn response<B>(&self, runner: RunnerId, id: &str, headers: &HeaderMap, body: B) -> Reply
+    where
+        B: Body + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        if !self.dispatcher.is_held_by(runner, id) {
+            return invalid_request_id();
+        }
+        match self.read(body).await {
             Ok(body) => {
                 let content_type = headers
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                self.complete(id, Outcome::Response { body, content_type })
+                self.complete(runner, id, Outcome::Response { body, content_type })
             }
             Err(reply::ReadError::TooLarge(t)) => {
                 // As on AWS, the invocation fails and the runtime is told why.
@@ -156,19 +194,53 @@ impl RuntimeApi {
                     size: ResponseSize::PastLimit,
                     limit: t.limit,
                 };
-                let _ = self.dispatcher.complete(id, Outcome::Failed(err));
+                let _ = self
+                    .dispatcher
+                    .complete_from(runner, id, Outcome::Failed(err));
                 t.reply()
             }
             Err(e) => e.reply(),
         }
     }
 
-    fn complete(&self, id: &str, outcome: Outcome) -> Reply {
-        match self.dispatcher.complete(id, outcome) {
+    /// Ends `id` if `runner` holds it: an answer from another bootstrap is refused.
+    fn complete(&self, runner: RunnerId, id: &str, outcome: Outcome) -> Reply {
+        match self.dispatcher.complete_from(runner, id, outcome) {
             Ok(()) => accepted(),
-            Err(e) => reply::error(StatusCode::BAD_REQUEST, "InvalidRequestID", &e.to_string()),
+            Err(_) => invalid_request_id(),
         }
     }
+
+    async fn read<B>(&self, body: B) -> Result<Bytes, ReadError>
+    where
+        B: Body + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        tokio::time::timeout(self.read_timeout, reply::read_body(body, self.body_limit))
+            .await
+            .unwrap_or(Err(ReadError::TimedOut(self.read_timeout)))
+    }
+}
+
+/// AWS's answer, word for word, to an id that is unknown, answered or another runtime's.
+fn invalid_request_id() -> Reply {
+    reply::error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestID",
+        &crate::dispatch::InvalidRequestId.to_string(),
+    )
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn clip(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn error_type(headers: &HeaderMap) -> Option<&str> {

@@ -49,6 +49,7 @@ async fn start(tune: impl FnOnce(&mut Config)) -> Running {
         dispatcher: dispatcher.clone(),
         function_arn: HeaderValue::from_str(&config.function.arn()).unwrap(),
         body_limit: config.body_limit,
+        read_timeout: config.function_ttl,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

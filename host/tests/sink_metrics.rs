@@ -26,7 +26,10 @@ async fn sink(status: StatusCode, body: &'static str) -> (String, Seen, Cancella
     tokio::spawn(aws_custom_runtime::serve::serve(
         listener,
         stop.clone(),
-        None,
+        aws_custom_runtime::serve::Options {
+            drain: None,
+            write_timeout: None,
+        },
         move |req: http::Request<hyper::body::Incoming>| {
             let record = record.clone();
             async move {
@@ -38,6 +41,7 @@ async fn sink(status: StatusCode, body: &'static str) -> (String, Seen, Cancella
                 let bytes = req.into_body().collect().await.unwrap().to_bytes();
                 record.lock().unwrap().push((ct, bytes));
                 reply::with_body(status, HeaderValue::from_static("text/plain"), body.into())
+                    .map(aws_custom_runtime::serve::Served::from)
             }
         },
     ));
@@ -76,7 +80,10 @@ async fn a_failing_sink_is_retried_a_few_times_then_the_caller_gets_502() {
     assert_eq!(body["errorType"], "SinkUnavailable");
     assert_eq!(seen.lock().unwrap().len(), 3, "bounded retries");
 
-    let closed = common::free_port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
     let host = Host::start(
         dir.path(),
         &[

@@ -303,7 +303,10 @@ async fn cloudevents_reach_the_sink_in_binary_mode() {
     tokio::spawn(aws_custom_runtime::serve::serve(
         listener,
         _stop.clone(),
-        None,
+        aws_custom_runtime::serve::Options {
+            drain: None,
+            write_timeout: None,
+        },
         move |req: http::Request<hyper::body::Incoming>| {
             let record = record.clone();
             async move {
@@ -315,6 +318,7 @@ async fn cloudevents_reach_the_sink_in_binary_mode() {
                     HeaderValue::from_static("text/plain"),
                     "".into(),
                 )
+                .map(aws_custom_runtime::serve::Served::from)
             }
         },
     ));

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -53,20 +53,22 @@ pub fn script_dir(script: &str) -> tempfile::TempDir {
     dir
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The addresses a host reports in its `ADDRESS_FILE`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Addresses {
+    pub public: SocketAddr,
+    pub runtime_api: Vec<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A running host. Killed on drop; its log is printed when the test failed.
 pub struct Host {
     child: Child,
     pub port: u16,
+    pub addresses: Addresses,
     logs: Arc<Mutex<String>>,
     pub client: reqwest::Client,
+    _state: tempfile::TempDir,
 }
 
 impl Host {
@@ -77,11 +79,13 @@ impl Host {
         host
     }
 
-    /// Starts the host without waiting for it.
+    /// Starts the host and waits until it has bound its sockets (not until it is ready).
     pub fn spawn(task_root: &Path, env: &[(&str, &str)]) -> Host {
-        let port = free_port();
+        let state = tempfile::tempdir().unwrap();
+        let address_file = state.path().join("addresses.json");
         let mut cmd = Command::new(BIN);
-        cmd.env("PORT", port.to_string())
+        cmd.env("PORT", "0")
+            .env("ADDRESS_FILE", &address_file)
             .env("LAMBDA_TASK_ROOT", task_root)
             .env("RUST_LOG", "info")
             .env("METRICS_PROMETHEUS_PORT", "0")
@@ -111,11 +115,14 @@ impl Host {
             .pool_max_idle_per_host(1024)
             .build()
             .unwrap();
+        let addresses = read_addresses(&address_file, &mut child, &logs);
         Host {
             child,
-            port,
+            port: addresses.public.port(),
+            addresses,
             logs,
             client,
+            _state: state,
         }
     }
 
@@ -172,31 +179,22 @@ impl Host {
         }
     }
 
-    /// The Runtime API address the log announces for bootstrap `n`.
+    /// The Runtime API address the host reports for bootstrap `n`.
     pub fn runtime_api(&self, n: usize) -> String {
-        let needle = "Runtime API listening on ";
-        self.wait_log(needle, Duration::from_secs(10));
-        self.logs()
-            .lines()
-            .filter(|l| l.contains(needle) && l.contains(&format!("bootstrap={n}")))
-            .filter_map(|l| l.split(needle).nth(1))
-            .map(|rest| rest.split_whitespace().next().unwrap().to_string())
-            .next()
-            .unwrap_or_else(|| panic!("no Runtime API for bootstrap {n}:\n{}", self.logs()))
+        self.addresses
+            .runtime_api
+            .get(n)
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| panic!("no Runtime API for bootstrap {n}: {:?}", self.addresses))
     }
 
-    /// The metrics endpoint the log announces.
+    /// The metrics endpoint the host reports.
     pub fn metrics_url(&self) -> String {
-        let needle = "metrics at http://";
-        self.wait_log(needle, Duration::from_secs(10));
-        let logs = self.logs();
-        let rest = logs.split(needle).nth(1).unwrap();
-        let addr = rest.split_whitespace().next().unwrap();
-        let port = addr
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .trim_end_matches("/metrics");
+        let port = self
+            .addresses
+            .metrics
+            .unwrap_or_else(|| panic!("no metrics endpoint:\n{}", self.logs()))
+            .port();
         format!("http://127.0.0.1:{port}/metrics")
     }
 
@@ -254,10 +252,34 @@ impl Drop for Host {
     }
 }
 
+/// Waits for the host to write its `ADDRESS_FILE` (it does once its sockets are bound).
+fn read_addresses(path: &Path, child: &mut Child, logs: &Mutex<String>) -> Addresses {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return serde_json::from_str(&text).expect("ADDRESS_FILE is JSON");
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Give the log readers a moment to catch the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            panic!(
+                "host exited ({status}) before binding:\n{}",
+                logs.lock().unwrap()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "host never wrote its ADDRESS_FILE:\n{}",
+            logs.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Runs `aws-custom-runtime` to completion (for start-up failures).
 pub fn run_to_exit(env: &[(&str, &str)]) -> (ExitStatus, String) {
     let mut cmd = Command::new(BIN);
-    cmd.env("PORT", free_port().to_string());
+    cmd.env("PORT", "0");
     for (k, v) in env {
         cmd.env(k, v);
     }
