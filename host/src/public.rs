@@ -161,3 +161,6 @@ fn is_kubelet_probe(headers: &http::HeaderMap) -> bool {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ua| ua.starts_with("kube-probe/"))
 }
+
+#[cfg(test)]
+mod tests;
