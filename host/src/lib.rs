@@ -105,10 +105,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         "function ready; public endpoint listening on {}",
         listener.local_addr()?
     );
-    let sink = match &config.sink {
-        Some(url) => Some(sink::Sink::new(url).map_err(|e| anyhow::anyhow!("K_SINK: {e}"))?),
-        None => None,
-    };
+    let sink = config.sink.clone();
     let public = Arc::new(Public {
         dispatcher: dispatcher.clone(),
         body_limit: config.body_limit,
