@@ -6,7 +6,6 @@
 //! guest, the host's own share. Needs the guests: `cargo build --release --target
 //! wasm32-wasip1 -p wasm-echo -p wasm-stdio -p test-guests`; a missing one is skipped.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -66,7 +65,7 @@ fn start(rt: &Runtime, module: &str, isolation: &str) -> Option<Running> {
         "--wasm-cache-dir".into(),
         cache.into_os_string(),
     ]);
-    let config = Config::build(args, &BTreeMap::new(), dir.path()).expect("valid config");
+    let config = Config::build(args, dir.path()).expect("valid config");
     let FunctionKind::Wasm(settings) = &config.kind else {
         panic!("{module} was not taken for a WASI function");
     };

@@ -2,20 +2,15 @@
 
 use std::process::ExitCode;
 
-use aws_custom_runtime::config::Config;
+use aws_custom_runtime::config::{Args, Config};
+use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("LOG_LEVEL")
-                .or_else(|_| EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let config = match Config::from_env() {
+    // clap answers --help and --version, and refuses malformed values, here.
+    let args = Args::parse();
+    init_logging(&args);
+    let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("aws-custom-runtime: {e:#}");
@@ -43,6 +38,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr with the first filter of LOG_LEVEL, RUST_LOG, `info` that parses.
+fn init_logging(args: &Args) {
+    let filter = args
+        .log_filters()
+        .find_map(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 /// SIGTERM (Kubernetes) or SIGINT (a terminal).

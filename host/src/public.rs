@@ -49,7 +49,7 @@ impl Public {
             read_timeout: config.request_read_timeout,
             uploads: Semaphore::new(upload_slots(config.queue_size)),
             wrapper: config.wrapper.clone(),
-            sink: config.sink.as_deref().and_then(|u| Sink::new(u).ok()),
+            sink: config.sink.clone(),
             metrics,
         }
     }

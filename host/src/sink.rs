@@ -20,6 +20,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most of a sink's reply body passed back to the caller.
 const MAX_SINK_REPLY: usize = 1 << 20;
 
+/// A validated sink address and the connection pool to it; cloning shares the pool.
+#[derive(Clone, Debug)]
 pub struct Sink {
     uri: Uri,
     client: Client<HttpConnector, Full<Bytes>>,

@@ -59,7 +59,12 @@ fn post(body: &'static str) -> Request<Full<Bytes>> {
 type Frames = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
 
 /// A request whose body sends `first` and then stalls while the sender lives.
-fn stalled(first: &'static str) -> (Request<StreamBody<ReceiverStream<Result<Frame<Bytes>, Infallible>>>>, Frames) {
+fn stalled(
+    first: &'static str,
+) -> (
+    Request<StreamBody<ReceiverStream<Result<Frame<Bytes>, Infallible>>>>,
+    Frames,
+) {
     let (tx, rx) = mpsc::channel(4);
     tx.try_send(Ok(Frame::data(Bytes::from_static(first.as_bytes()))))
         .unwrap();
@@ -129,11 +134,17 @@ async fn slow_uploads_cannot_take_the_admissions_of_complete_requests() {
     assert!(body.contains("TooManyRequestsException"), "{body}");
     for i in 0..3 {
         let (status, body) = text(p.handle(post("whole")).await).await;
-        assert_eq!((status, body.as_str()), (StatusCode::OK, "whole"), "request {i}");
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "whole"),
+            "request {i}"
+        );
     }
     // The stalled uploads finish and are served too.
     for tx in senders {
-        tx.send(Ok(Frame::data(Bytes::from_static(b"}")))).await.unwrap();
+        tx.send(Ok(Frame::data(Bytes::from_static(b"}"))))
+            .await
+            .unwrap();
     }
     for stall in stalls {
         assert_eq!(stall.await.unwrap(), StatusCode::OK);
@@ -145,7 +156,10 @@ async fn a_reply_holds_its_admission_until_it_has_been_written() {
     let p = public(1);
     echo_runner(&p);
     let reply = p.handle(post("big")).await;
-    assert!(p.dispatcher.admit().is_err(), "the unread reply holds its place");
+    assert!(
+        p.dispatcher.admit().is_err(),
+        "the unread reply holds its place"
+    );
     let (status, body) = text(reply).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "big"));
     assert!(p.dispatcher.admit().is_ok(), "written: the place is free");
