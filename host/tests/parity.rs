@@ -57,7 +57,10 @@ impl Kind {
     fn function(self) -> (tempfile::TempDir, Vec<(&'static str, &'static str)>) {
         match self {
             Kind::Native => (function_dir(&built("probe-function"), &[]), vec![]),
-            Kind::WasiLoop => (wasm_function("guest-probe"), vec![("WASM_ISOLATION", "loop")]),
+            Kind::WasiLoop => (
+                wasm_function("guest-probe"),
+                vec![("WASM_ISOLATION", "loop")],
+            ),
             Kind::WasiInvocation => (
                 wasm_function("guest-probe"),
                 vec![("WASM_ISOLATION", "invocation")],

@@ -1,8 +1,8 @@
 //! A test function on the real `lambda_runtime` client. An event `{"op": ...}` asks for one of
 //! the parity ops every test function understands alike (see tests/guests/README.md):
 //! `echo`, `error`, `sleep`, `crash`, `big`, `context`. The older keys stay for the tests that
-//! use them: `{"sleep_ms": n}`, `{"fail": "message"}`, `{"exit": code}`, `{"context": true}`
-//! (the process view: environment, cwd, pid); anything else is echoed.
+//! use them: `{"sleep_ms": n}`, `{"fail": "message"}`, `{"context": true}` (the
+//! process view: environment, cwd, pid); anything else is echoed.
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -18,9 +18,6 @@ async fn probe(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     }
     if let Some(msg) = payload.get("fail").and_then(Value::as_str) {
         return Err(failure("ProbeFailure", msg));
-    }
-    if let Some(code) = payload.get("exit").and_then(Value::as_i64) {
-        std::process::exit(code as i32);
     }
     if payload.get("context").is_some() {
         return Ok(process_view(ctx));

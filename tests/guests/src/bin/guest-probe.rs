@@ -1,7 +1,7 @@
 //! An SDK guest for the host's tests. The event `{"op": ...}` says what to do; see the match in
 //! `probe` for the ops and their fields. `echo`, `error`, `sleep`, `crash`, `big` and `context`
 //! answer exactly as the other test functions do (host/tests/parity.rs). Misbehaving ops
-//! (`spin`, `grow`, `trap`, `panic`, `exit`) exist to test the host's deadlines, limits and
+//! (`spin`, `grow`, `trap`, `panic`) exist to test the host's deadlines, limits and
 //! recovery.
 
 use lambda_wasi::{Context, Diagnostic, LambdaEvent};
@@ -36,7 +36,6 @@ fn probe(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         "grow" => grow(),
         "trap" => trap(),
         "panic" => panic!("probe panics: {}", text("message")),
-        "exit" => std::process::exit(i32::try_from(number("code")).unwrap_or(1)),
         "read" => match std::fs::read(text("path")) {
             Ok(bytes) => json!({
                 "ok": true,

@@ -2,9 +2,9 @@
 //! An event `{"op": ...}` asks for one of the parity ops and answers exactly as the other test
 //! functions do (host/tests/parity.rs); what an SDK guest gets as its context, a command reads
 //! from its environment, and a function error is a non-zero exit with the message on stderr.
-//! Text commands test what only a command has: `exit:N` exits with code N, `trap` panics,
-//! `spin` never ends, `env` lists the environment, `read:PATH` answers with a file's contents;
-//! anything else is echoed byte for byte.
+//! Text commands test what only a command has: `trap` panics, `spin` never ends, `env` lists
+//! the environment, `read:PATH` answers with a file's contents; anything else is echoed byte
+//! for byte.
 
 use std::io::{self, Read, Write};
 
@@ -66,11 +66,6 @@ fn text_command(input: &[u8]) -> io::Result<()> {
     let command = text.trim();
     let request_id = std::env::var("AWS_LAMBDA_REQUEST_ID").unwrap_or_default();
 
-    if let Some(code) = command.strip_prefix("exit:") {
-        let code: i32 = code.trim().parse().unwrap_or(1);
-        eprintln!("exiting {code}");
-        std::process::exit(code);
-    }
     if let Some(path) = command.strip_prefix("read:") {
         match std::fs::read(path) {
             Ok(bytes) => return io::stdout().write_all(&bytes),
