@@ -1,5 +1,8 @@
 //! Native bootstraps through the public endpoint of the real binary: the bash example, the
-//! `lambda_runtime` example, and a probe function on `lambda_runtime`.
+//! `lambda_runtime` example, and a probe function on `lambda_runtime`. What every kind of
+//! function must do alike (echo, errors, deadlines, crashes, oversized answers, the context) is
+//! in parity.rs; this file holds what only a native bootstrap has: processes, their
+//! environment, signals and restarts.
 
 mod common;
 
@@ -113,18 +116,7 @@ async fn five_hundred_concurrent_requests_each_get_their_own_answer() {
 }
 
 #[tokio::test]
-async fn function_errors_are_500_with_the_error_json() {
-    let dir = probe();
-    let host = Host::start(dir.path(), &[("INVOKER_COUNT", "1")]);
-    let (status, body) = host.invoke(json!({"fail": "nope"})).await;
-    assert_eq!(status, 500);
-    assert_eq!(
-        body,
-        json!({"errorType": "ProbeFailure", "errorMessage": "nope"})
-    );
-    let (status, _) = host.invoke(json!({"after": "error"})).await;
-    assert_eq!(status, 200, "the function keeps serving");
-
+async fn a_failing_bash_handler_is_a_500_naming_its_exit_status() {
     let bash = bash_function("handler() { echo 'bad input' >&2; return 3; }\n");
     let host = Host::start(bash.path(), &[("INVOKER_COUNT", "1")]);
     let (status, body) = host.invoke(json!({})).await;
@@ -135,19 +127,15 @@ async fn function_errors_are_500_with_the_error_json() {
 }
 
 #[tokio::test]
-async fn a_deadline_answers_504_and_resets_the_bootstrap() {
+async fn a_deadline_replaces_the_bootstrap_process() {
     let dir = probe();
     let host = Host::start(
         dir.path(),
         &[("INVOKER_COUNT", "1"), ("FUNCTION_TTL", "1s")],
     );
     let (_, before) = host.invoke(json!({"context": true})).await;
-    let started = Instant::now();
     let (status, body) = host.invoke(json!({"sleep_ms": 20_000})).await;
-    let took = started.elapsed();
     assert_eq!(status, 504, "{body}");
-    assert_eq!(body["errorType"], "Sandbox.Timedout");
-    assert!(took < Duration::from_millis(1800), "took {took:?}");
     host.wait_log("bootstrap reset", Duration::from_secs(5));
     let (status, after) = host.invoke(json!({"context": true})).await;
     assert_eq!(status, 200);
@@ -195,21 +183,6 @@ async fn a_bootstrap_killed_mid_invocation_fails_it_at_once_and_is_restarted() {
     let (status, after) = host.invoke(json!({"context": true})).await;
     assert_eq!(status, 200);
     assert_ne!(after["pid"].as_u64().unwrap().to_string(), pid);
-
-    // A function that exits on its own fails just as fast.
-    let started = Instant::now();
-    let (status, body) = host.invoke(json!({"exit": 3})).await;
-    assert_eq!(status, 502, "{body}");
-    assert!(
-        body["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("exit status 3"),
-        "{body}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(3));
-    let (status, _) = host.invoke(json!({"still": "alive"})).await;
-    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -256,7 +229,7 @@ async fn the_public_port_opens_only_once_a_bootstrap_polls() {
 }
 
 #[tokio::test]
-async fn the_bootstrap_sees_the_lambda_environment_and_context() {
+async fn the_bootstrap_sees_the_lambda_environment() {
     let dir = probe();
     let host = Host::start(
         dir.path(),
@@ -297,15 +270,6 @@ async fn the_bootstrap_sees_the_lambda_environment_and_context() {
     assert_eq!(
         env["HOST_SECRET"], "visible-to-native",
         "native bootstraps inherit the host env"
-    );
-    assert_eq!(
-        ctx["arn"],
-        "arn:aws:lambda:us-east-1:000000000000:function:my-fn"
-    );
-    assert!(ctx["request_id"].as_str().unwrap().len() >= 32);
-    assert!(
-        ctx["trace_id"].as_str().is_none_or(str::is_empty),
-        "no trace id is made when the caller sent none (PassThrough tracing)"
     );
 }
 

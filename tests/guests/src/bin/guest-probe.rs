@@ -1,6 +1,8 @@
 //! An SDK guest for the host's tests. The event `{"op": ...}` says what to do; see the match in
-//! `probe` for the ops and their fields. Misbehaving ops (`spin`, `grow`, `trap`, `panic`,
-//! `exit`) exist to test the host's deadlines, limits and recovery.
+//! `probe` for the ops and their fields. `echo`, `error`, `sleep`, `crash`, `big` and `context`
+//! answer exactly as the other test functions do (host/tests/parity.rs). Misbehaving ops
+//! (`spin`, `grow`, `trap`, `panic`) exist to test the host's deadlines, limits and
+//! recovery.
 
 use lambda_wasi::{Context, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
@@ -27,12 +29,13 @@ fn probe(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         "echo" => json!({ "payload": payload.get("data").cloned().unwrap_or(Value::Null) }),
         "context" => describe(&context),
         "count" => json!({ "count": COUNT.fetch_add(1, Ordering::Relaxed) + 1 }),
-        "fail" => return Err(failure("ProbeFailure", text("message"))),
+        "error" => return Err(failure("ProbeFailure", text("message"))),
+        "crash" => std::process::exit(3),
+        "big" => Value::String("x".repeat(usize::try_from(number("bytes")).unwrap_or(0))),
         "spin" => spin(),
         "grow" => grow(),
         "trap" => trap(),
         "panic" => panic!("probe panics: {}", text("message")),
-        "exit" => std::process::exit(i32::try_from(number("code")).unwrap_or(1)),
         "read" => match std::fs::read(text("path")) {
             Ok(bytes) => json!({
                 "ok": true,
@@ -69,17 +72,14 @@ fn probe(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     })
 }
 
+/// The context in the shape every test function answers `context` with.
 fn describe(context: &Context) -> Value {
     json!({
         "request_id": context.request_id,
-        "deadline": context.deadline,
-        "invoked_function_arn": context.invoked_function_arn,
-        "xray_trace_id": context.xray_trace_id,
-        "client_context": context.client_context,
-        "custom": context.client_context.as_ref().map(|c| &c.custom),
-        "identity": context.identity,
-        "content_type": context.content_type,
-        "env_config": *context.env_config,
+        "deadline_ms": context.deadline,
+        "function_arn": context.invoked_function_arn,
+        "trace_id": context.xray_trace_id,
+        "client_custom": context.client_context.as_ref().map(|c| &c.custom),
     })
 }
 

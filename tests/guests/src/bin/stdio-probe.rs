@@ -1,21 +1,71 @@
 //! A plain WASI command (no SDK) for the host's tests: event on stdin, response on stdout.
-//! `exit:N` exits with code N, `trap` panics, `spin` never ends, `env` lists the environment,
-//! `read:PATH` answers with a file's contents; anything else is echoed.
+//! An event `{"op": ...}` asks for one of the parity ops and answers exactly as the other test
+//! functions do (host/tests/parity.rs); what an SDK guest gets as its context, a command reads
+//! from its environment, and a function error is a non-zero exit with the message on stderr.
+//! Text commands test what only a command has: `trap` panics, `spin` never ends, `env` lists
+//! the environment, `read:PATH` answers with a file's contents; anything else is echoed byte
+//! for byte.
 
 use std::io::{self, Read, Write};
+
+use serde_json::{Value, json};
 
 fn main() -> io::Result<()> {
     let mut input = Vec::new();
     io::stdin().read_to_end(&mut input)?;
-    let text = String::from_utf8_lossy(&input);
+    if let Ok(event) = serde_json::from_slice::<Value>(&input)
+        && let Some(op) = event.get("op").and_then(Value::as_str)
+    {
+        let answer = parity_op(op, &event);
+        return io::stdout().write_all(answer.to_string().as_bytes());
+    }
+    text_command(&input)
+}
+
+/// The ops shared with the other probes. A function error exits here.
+fn parity_op(op: &str, event: &Value) -> Value {
+    let text = |field: &str| event.get(field).and_then(Value::as_str).unwrap_or("");
+    let number = |field: &str| event.get(field).and_then(Value::as_u64).unwrap_or(0);
+    match op {
+        "echo" => json!({ "payload": event.get("data").cloned().unwrap_or(Value::Null) }),
+        "error" => fail(text("message")),
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_millis(number("ms")));
+            json!({ "slept_ms": number("ms") })
+        }
+        "crash" => std::process::exit(3),
+        "big" => Value::String("x".repeat(usize::try_from(number("bytes")).unwrap_or(0))),
+        "context" => context(),
+        other => fail(&format!("unknown op {other:?}")),
+    }
+}
+
+/// The context from the environment (guest-sdk/ABI.md), in the shape the other probes answer.
+fn context() -> Value {
+    let var = |name: &str| std::env::var(name).ok();
+    let custom = var("AWS_LAMBDA_CLIENT_CONTEXT")
+        .and_then(|raw| serde_json::from_str::<Value>(&raw).ok())
+        .and_then(|c| c.get("custom").cloned());
+    json!({
+        "request_id": var("AWS_LAMBDA_REQUEST_ID").unwrap_or_default(),
+        "deadline_ms": var("AWS_LAMBDA_DEADLINE_MS").and_then(|d| d.parse::<u64>().ok()),
+        "function_arn": var("AWS_LAMBDA_INVOKED_FUNCTION_ARN").unwrap_or_default(),
+        "trace_id": var("AWS_LAMBDA_TRACE_ID"),
+        "client_custom": custom,
+    })
+}
+
+/// A command's function error: the message on stderr, a non-zero exit.
+fn fail(message: &str) -> ! {
+    eprintln!("{message}");
+    std::process::exit(1)
+}
+
+fn text_command(input: &[u8]) -> io::Result<()> {
+    let text = String::from_utf8_lossy(input);
     let command = text.trim();
     let request_id = std::env::var("AWS_LAMBDA_REQUEST_ID").unwrap_or_default();
 
-    if let Some(code) = command.strip_prefix("exit:") {
-        let code: i32 = code.trim().parse().unwrap_or(1);
-        eprintln!("exiting {code}");
-        std::process::exit(code);
-    }
     if let Some(path) = command.strip_prefix("read:") {
         match std::fs::read(path) {
             Ok(bytes) => return io::stdout().write_all(&bytes),
@@ -47,7 +97,7 @@ fn main() -> io::Result<()> {
                 "stdio-probe: request {request_id}: echoing {} bytes",
                 input.len()
             );
-            io::stdout().write_all(&input)
+            io::stdout().write_all(input)
         }
     }
 }
