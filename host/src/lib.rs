@@ -13,6 +13,7 @@ pub mod context;
 pub mod dispatch;
 pub mod invoker;
 pub mod lambda_error;
+pub mod logging;
 pub mod metrics;
 pub mod public;
 pub mod reply;

@@ -4,12 +4,13 @@ use std::process::ExitCode;
 
 use aws_custom_runtime::config::{Args, Config};
 use clap::Parser;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // clap answers --help and --version, and refuses malformed values, here.
     let args = Args::parse();
-    init_logging(&args);
+    let _log = init_logging(&args);
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {
@@ -40,17 +41,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr with the first filter of LOG_LEVEL, RUST_LOG, `info` that parses.
-fn init_logging(args: &Args) {
+/// Logs to stderr with the first filter of LOG_LEVEL, RUST_LOG, `info` that parses; never
+/// blocks (see `logging`).
+fn init_logging(args: &Args) -> WorkerGuard {
     let filter = args
         .log_filters()
         .find_map(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    aws_custom_runtime::logging::init(filter)
 }
 
 /// SIGTERM (Kubernetes) or SIGINT (a terminal).

@@ -241,6 +241,12 @@ impl Metrics {
                 "Invocations that passed their deadline",
                 self.deadlines.load(Ordering::Relaxed),
             ),
+            (
+                "aws_custom_runtime_log_lines_dropped_total",
+                "counter",
+                "Log lines dropped because stderr was not being read",
+                crate::logging::dropped_lines(),
+            ),
         ];
         for (name, kind, help, v) in gauges {
             let _ = writeln!(
