@@ -57,14 +57,10 @@ fn post(body: &'static str) -> Request<Full<Bytes>> {
 }
 
 type Frames = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
+type Stalled = Request<StreamBody<ReceiverStream<Result<Frame<Bytes>, Infallible>>>>;
 
 /// A request whose body sends `first` and then stalls while the sender lives.
-fn stalled(
-    first: &'static str,
-) -> (
-    Request<StreamBody<ReceiverStream<Result<Frame<Bytes>, Infallible>>>>,
-    Frames,
-) {
+fn stalled(first: &'static str) -> (Stalled, Frames) {
     let (tx, rx) = mpsc::channel(4);
     tx.try_send(Ok(Frame::data(Bytes::from_static(first.as_bytes()))))
         .unwrap();
