@@ -258,47 +258,4 @@ fn accepted() -> Reply {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes() {
-        let get = Method::GET;
-        let post = Method::POST;
-        assert_eq!(
-            route(&get, "/2018-06-01/runtime/invocation/next"),
-            Ok(Route::Next)
-        );
-        assert_eq!(
-            route(&post, "/2018-06-01/runtime/invocation/abc/response"),
-            Ok(Route::Response("abc"))
-        );
-        assert_eq!(
-            route(&post, "/2018-06-01/runtime/invocation/abc/error"),
-            Ok(Route::Error("abc"))
-        );
-        assert_eq!(
-            route(&post, "/2018-06-01/runtime/init/error"),
-            Ok(Route::InitError)
-        );
-        assert_eq!(route(&get, "/2018-06-01/ping"), Ok(Route::Ping));
-        assert_eq!(
-            route(&post, "/2018-06-01/runtime/invocation/next"),
-            Err(RouteError::MethodNotAllowed("GET"))
-        );
-        assert_eq!(
-            route(&get, "/2018-06-01/runtime/invocation/abc/response"),
-            Err(RouteError::MethodNotAllowed("POST"))
-        );
-        for bad in [
-            "/",
-            "/2018-06-01/runtime/invocation//response",
-            "/2018-06-01/runtime/invocation/abc/result",
-            "/2018-06-01/runtime/invocation/a/b/response",
-            "/2018-06-01/runtime/invocation/abc",
-            "/2019-01-01/runtime/invocation/next",
-        ] {
-            assert_eq!(route(&post, bad), Err(RouteError::NotFound), "{bad}");
-        }
-    }
-}
+mod tests;

@@ -332,3 +332,6 @@ impl AsyncWrite for Guarded {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;
