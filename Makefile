@@ -29,11 +29,12 @@ test: functions
 	$(MAKE) lint
 	$(MAKE) test-deploy
 
-## Formatting and lints of host and guests
+## Formatting, lints and doc warnings of host and guests
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 $(WASM_GUESTS) -p lambda-wasi -- -D warnings
+	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --no-deps -p aws-custom-runtime -p lambda-wasi
 
 DEPLOY_VENV = target/deploy-venv
 # Cargo profile of the static binaries the image test packages (release: what ships).

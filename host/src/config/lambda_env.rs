@@ -30,7 +30,7 @@ pub struct LambdaEnvArgs {
     )]
     pub ld_library_path: Option<String>,
 
-    /// Log group the function is told it logs to. Default: /aws/lambda/<function name>.
+    /// Log group the function is told it logs to. Default: `/aws/lambda/<function name>`.
     #[arg(
         long,
         env = "AWS_LAMBDA_LOG_GROUP_NAME",
@@ -38,7 +38,7 @@ pub struct LambdaEnvArgs {
     )]
     pub log_group_name: Option<String>,
 
-    /// Log stream the function is told it logs to. Default: YYYY/MM/DD/[version]<uuid>, as
+    /// Log stream the function is told it logs to. Default: `YYYY/MM/DD/[version]<uuid>`, as
     /// AWS names them.
     #[arg(
         long,

@@ -28,7 +28,7 @@ pub struct WasmArgs {
     #[arg(long, env = "WASM_CACHE_DIR", value_name = "WASM_CACHE_DIR")]
     pub wasm_cache_dir: Option<String>,
 
-    /// WASI functions: write /tmp/perf-<pid>.map so that `perf` names the guest's functions
+    /// WASI functions: write `/tmp/perf-<pid>.map` so that `perf` names the guest's functions
     /// in profiles (true/false, yes/no, on/off, 1/0).
     #[arg(long, env = "WASM_PERF_MAP", value_name = "WASM_PERF_MAP", default_value = "false",
           value_parser = Blank(BoolishValueParser::new()), action = ArgAction::Set)]
