@@ -47,6 +47,24 @@ impl Recycle {
 }
 
 /// Runs bootstrap number `runner` against the Runtime API at `api`, until `stop`.
+/// How often orphans that exited on their own are reaped.
+const REAP_EVERY: Duration = Duration::from_secs(10);
+
+async fn reap_exited_orphans(stop: CancellationToken) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Ok(n) = tokio::task::spawn_blocking(orphans::reap_exited).await
+            && n > 0
+        {
+            tracing::debug!("reaped {n} exited orphans");
+        }
+    }
+}
+
 pub async fn supervise(
     runner: RunnerId,
     api: SocketAddr,
@@ -57,6 +75,9 @@ pub async fn supervise(
     stop: CancellationToken,
 ) {
     orphans::adopt();
+    if runner == 0 {
+        tokio::spawn(reap_exited_orphans(stop.clone()));
+    }
     let recycle = Recycle::of(&config);
     let evidence = Evidence {
         stderr: "",

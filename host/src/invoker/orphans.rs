@@ -97,6 +97,41 @@ pub fn sweep() -> usize {
     swept
 }
 
+/// Reaps the orphans that have exited on their own (zombies re-parented to the host), so
+/// that a bootstrap that detaches short-lived processes on every invocation cannot fill the
+/// process table between sweeps. Never kills anything. Blocking: it reads `/proc`.
+pub fn reap_exited() -> usize {
+    let host = std::process::id() as i32;
+    let exited: Vec<i32> = {
+        let live = live();
+        children_of(host)
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .filter(|pid| !live.contains(pid))
+            .collect()
+    };
+    reap_zombies(&exited)
+}
+
+/// Reaps those of `pids` that are zombies; returns how many.
+fn reap_zombies(pids: &[i32]) -> usize {
+    let zombies: Vec<i32> = pids.iter().copied().filter(|p| is_zombie(*p)).collect();
+    for &pid in &zombies {
+        let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+    }
+    zombies.len()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|state| state == "Z")
+        })
+        .unwrap_or(false)
+}
+
 /// Waits a little for a killed orphan to become a zombie and reaps it.
 fn reap(pid: i32) {
     let step = Duration::from_millis(5);
@@ -137,6 +172,29 @@ fn parent_and_session(pid: i32) -> Option<(i32, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exited_orphan_is_reaped_and_a_live_one_left_alone() {
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        let mut running = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let (exited_pid, running_pid) = (exited.id() as i32, running.id() as i32);
+        while !is_zombie(exited_pid) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Only these two: other tests' children are theirs to wait for.
+        assert_eq!(reap_zombies(&[exited_pid, running_pid]), 1);
+        assert!(
+            std::fs::metadata(format!("/proc/{exited_pid}")).is_err(),
+            "reaped"
+        );
+        assert!(!is_zombie(running_pid), "left running");
+        assert!(exited.try_wait().is_err(), "no longer a child to wait for");
+        running.kill().unwrap();
+        running.wait().unwrap();
+    }
 
     #[test]
     fn reads_the_parent_and_session_of_a_process() {
