@@ -154,6 +154,23 @@ impl Host {
         }
     }
 
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `kB` field of the host's `/proc/PID/status`: `VmRSS` (resident now) or `VmHWM`
+    /// (the most it was ever resident).
+    pub fn memory_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_else(|e| panic!("cannot read the host's status: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status:\n{status}"))
+    }
+
     pub fn is_listening(&self) -> bool {
         TcpStream::connect(("127.0.0.1", self.port)).is_ok()
     }
@@ -290,4 +307,95 @@ pub fn run_to_exit(env: &[(&str, &str)]) -> (ExitStatus, String) {
     let text =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     (out.status, text)
+}
+
+/// Hand-made HTTP/1.1 for clients that no well-behaved library would be: ones that stall
+/// mid-body or never read their reply.
+pub mod raw {
+    use std::io;
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncRead, AsyncReadExt};
+    use tokio::net::{TcpSocket, TcpStream};
+
+    /// A connection whose receive buffer is `window` bytes, so that a reply it does not read
+    /// stays in the host instead of in this side's kernel buffer.
+    pub async fn connect_small_window(addr: SocketAddr, window: u32) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        // Set before connect: it bounds the window the handshake announces.
+        socket.set_recv_buffer_size(window).unwrap();
+        socket.connect(addr).await.unwrap()
+    }
+
+    /// A POST head declaring `content_length` bytes of body.
+    pub fn post_head(path: &str, content_length: usize) -> String {
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {content_length}\r\n\r\n")
+    }
+
+    /// The status and body of one response (by Content-Length, else up to EOF).
+    pub async fn read_response(
+        stream: &mut (impl AsyncRead + Unpin),
+    ) -> io::Result<(u16, Vec<u8>)> {
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 << 10];
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "closed before a response head: {:?}",
+                        String::from_utf8_lossy(&buf)
+                    ),
+                ));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("not an HTTP response: {head:?}")))?;
+        let length = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        });
+        let mut body = buf.split_off(end + 4);
+        while length.is_none_or(|n| body.len() < n) {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        if let Some(n) = length {
+            body.truncate(n);
+        }
+        Ok((status, body))
+    }
+
+    /// The status of a response that has started to arrive, read without consuming it.
+    pub async fn peek_status(stream: &TcpStream) -> io::Result<u16> {
+        let mut head = [0u8; 12];
+        loop {
+            let n = stream.peek(&mut head).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            if n == head.len() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        std::str::from_utf8(&head[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("not an HTTP response: {head:?}")))
+    }
 }
