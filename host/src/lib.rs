@@ -1,11 +1,15 @@
 //! aws-custom-runtime: runs AWS Lambda custom-runtime functions behind an HTTP endpoint,
-//! as native `bootstrap` processes or sandboxed WebAssembly (WASI) guests.
+//! with one of two invokers chosen by the function's folder: an executable `bootstrap` runs
+//! as native processes served the Lambda Runtime API, a `bootstrap.wasm` runs as sandboxed
+//! WebAssembly (WASI) instances in wasmtime.
 //!
 //! One [`dispatch::Dispatcher`] sits between thin front-ends: the public endpoint
 //! ([`public`]) admits requests as invocations; the Runtime API ([`runtime_api`]) hands them
-//! to native bootstraps that [`invoker::native`] supervises, and [`invoker::wasm`] hands them
-//! to WASI guests through host functions. [`Listeners::bind`] binds every socket and reports
-//! the addresses; [`run`] serves them until shutdown. ARCHITECTURE.md follows one invocation
+//! to the native bootstraps that [`invoker::native`] supervises, one port per bootstrap;
+//! [`invoker::wasm`] hands them to WASI guests through host functions, in long-lived
+//! instances, a fresh instance per invocation, or a plain command per invocation (event on
+//! stdin, reply on stdout). [`Listeners::bind`] binds every socket and reports the
+//! addresses; [`run`] serves them until shutdown. ARCHITECTURE.md follows one invocation
 //! through these files.
 
 pub mod config;

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, InvocationError, Outcome};
 use crate::metrics::{Metrics, Verdict};
-use crate::reply::{self, ReadError, Reply};
+use crate::reply::{self, IntoReply, ReadError, Reply};
 use crate::serve::{Peer, Served, ServedReply};
 use crate::sink::Sink;
 use crate::wrapper::Wrapper;
@@ -80,16 +80,16 @@ impl Public {
         };
         let admission = match self.dispatcher.admit() {
             Ok(a) => a,
-            Err(e) => return host_error(reply::overloaded(&e)),
+            Err(e) => return host_error(e.into_reply()),
         };
         let body = match self.read(body).await {
             Ok(b) => b,
-            Err(e) => return host_error(e.reply()),
+            Err(e) => return host_error(e.into_reply()),
         };
         let peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
         let decoded = match self.wrapper.decode(&parts, body, peer) {
             Ok(d) => d,
-            Err(e) => return host_error(e.reply()),
+            Err(e) => return host_error(e.into_reply()),
         };
         let ticket = self
             .dispatcher

@@ -1,7 +1,7 @@
-//! HTTP plumbing shared by the servers: the response type, JSON error bodies, the one place
-//! where each error type becomes an HTTP answer ([`IntoReply`]), and reading a body under a
-//! size limit. Handlers take any [`http_body::Body`], so tests drive them with in-memory
-//! requests.
+//! HTTP plumbing shared by the servers: the response type, JSON error bodies, the
+//! [`IntoReply`] conversion that turns each error type into its HTTP answer (all impls in
+//! [`errors`]), and reading a body under a size limit. Handlers take any [`http_body::Body`],
+//! so tests drive them with in-memory requests.
 
 use std::time::Duration;
 
@@ -10,7 +10,9 @@ use http::{HeaderValue, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 
-use crate::dispatch::{InvocationError, Overloaded};
+pub mod errors;
+
+pub use errors::Failed;
 
 pub type Reply = http::Response<Full<Bytes>>;
 
@@ -32,70 +34,15 @@ pub fn error(status: StatusCode, error_type: &str, message: &str) -> Reply {
     with_body(status, JSON, Bytes::from(body.to_string()))
 }
 
-/// An error that has one HTTP answer.
+/// An error that has one HTTP answer. Every impl is in [`errors`], one per error type.
 pub trait IntoReply {
     fn into_reply(self) -> Reply;
-}
-
-/// The status and error type of an invocation that ended without the function's answer.
-pub fn invocation_error(request_id: &str, err: &InvocationError) -> Reply {
-    let status = match err {
-        InvocationError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        InvocationError::RunnerExited(_)
-        | InvocationError::ResponseTooLarge { .. }
-        | InvocationError::Trap(_)
-        | InvocationError::InitFailed(_)
-        | InvocationError::HostFailure(_) => StatusCode::BAD_GATEWAY,
-        InvocationError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    let error_type = err.error_type();
-    error(
-        status,
-        error_type,
-        &format!("RequestId: {request_id} Error: {err}"),
-    )
-}
-
-impl IntoReply for &Overloaded {
-    fn into_reply(self) -> Reply {
-        overloaded(self)
-    }
-}
-
-pub fn overloaded(err: &Overloaded) -> Reply {
-    let mut reply = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "TooManyRequestsException",
-        &err.to_string(),
-    );
-    reply
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    reply
 }
 
 /// The body is over the limit.
 #[derive(Debug)]
 pub struct TooLarge {
     pub limit: usize,
-}
-
-impl TooLarge {
-    pub fn reply(&self) -> Reply {
-        let mut reply = error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
-            &format!(
-                "Exceeded maximum allowed payload size ({} bytes).",
-                self.limit
-            ),
-        );
-        // The rest of an oversized body may still be on the wire.
-        reply
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        reply
-    }
 }
 
 /// Why a body could not be read.
@@ -108,46 +55,6 @@ pub enum ReadError {
     TimedOut(Duration),
     /// Too many bodies are still arriving; the caller should retry.
     Busy,
-}
-
-impl ReadError {
-    pub fn reply(&self) -> Reply {
-        match self {
-            ReadError::TooLarge(t) => t.reply(),
-            ReadError::Broken(e) => error(StatusCode::BAD_REQUEST, "InvalidRequestContent", e),
-            ReadError::TimedOut(limit) => {
-                let mut reply = error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "RequestTimeout",
-                    &format!(
-                        "the request body did not arrive within {:.1} s (REQUEST_READ_TIMEOUT)",
-                        limit.as_secs_f64()
-                    ),
-                );
-                reply
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                reply
-            }
-            ReadError::Busy => {
-                let mut reply = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "TooManyRequestsException",
-                    "too many request bodies are still arriving; retry later",
-                );
-                reply
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                reply
-            }
-        }
-    }
-}
-
-impl IntoReply for &ReadError {
-    fn into_reply(self) -> Reply {
-        self.reply()
-    }
 }
 
 /// Most bytes read and thrown away after a body passed its limit, so that the client,

@@ -12,9 +12,11 @@ use http_body::Body;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{Dispatcher, InvocationError, Outcome, ResponseSize, RunnerId};
+use crate::dispatch::{
+    Dispatcher, InvalidRequestId, InvocationError, Outcome, ResponseSize, RunnerId,
+};
 use crate::lambda_error::Diagnostic;
-use crate::reply::{self, ReadError, Reply};
+use crate::reply::{self, IntoReply, ReadError, Reply};
 use crate::serve::{Connection, Served};
 
 /// What every Runtime API listener shares.
@@ -40,41 +42,48 @@ pub enum Route<'a> {
     Ping,
 }
 
-/// A request that matches no endpoint.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RouteError {
-    NotFound,
-    MethodNotAllowed(&'static str),
+/// A request that matches no endpoint; the message names what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError<'a> {
+    #[error("no Runtime API endpoint at {path}")]
+    NotFound { path: &'a str },
+    #[error("{method} {path} expects {allowed}")]
+    MethodNotAllowed {
+        method: &'a Method,
+        path: &'a str,
+        allowed: &'static str,
+    },
 }
 
 /// Maps a method and path to an endpoint.
-pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, RouteError> {
-    let rest = path
-        .strip_prefix("/2018-06-01/")
-        .ok_or(RouteError::NotFound)?;
+pub fn route<'a>(method: &'a Method, path: &'a str) -> Result<Route<'a>, RouteError<'a>> {
+    let not_found = RouteError::NotFound { path };
+    let rest = path.strip_prefix("/2018-06-01/").ok_or(not_found)?;
     let (route, allowed) = match rest {
         "ping" => (Route::Ping, "GET"),
         "runtime/init/error" => (Route::InitError, "POST"),
         "runtime/invocation/next" => (Route::Next, "GET"),
         _ => {
-            let inv = rest
-                .strip_prefix("runtime/invocation/")
-                .ok_or(RouteError::NotFound)?;
-            let (id, kind) = inv.split_once('/').ok_or(RouteError::NotFound)?;
+            let inv = rest.strip_prefix("runtime/invocation/").ok_or(not_found)?;
+            let (id, kind) = inv.split_once('/').ok_or(not_found)?;
             if id.is_empty() || id.contains('/') {
-                return Err(RouteError::NotFound);
+                return Err(not_found);
             }
             match kind {
                 "response" => (Route::Response(id), "POST"),
                 "error" => (Route::Error(id), "POST"),
-                _ => return Err(RouteError::NotFound),
+                _ => return Err(not_found),
             }
         }
     };
     if method.as_str() == allowed {
         Ok(route)
     } else {
-        Err(RouteError::MethodNotAllowed(allowed))
+        Err(RouteError::MethodNotAllowed {
+            method,
+            path,
+            allowed,
+        })
     }
 }
 
@@ -127,7 +136,7 @@ impl RuntimeApi {
             Ok(Route::Error(id)) => {
                 let body = match self.read(body).await {
                     Ok(b) => b,
-                    Err(e) => return e.reply(),
+                    Err(e) => return e.into_reply(),
                 };
                 let err = Diagnostic::from_post(&body, error_type(&parts.headers));
                 tracing::debug!(
@@ -153,21 +162,7 @@ impl RuntimeApi {
                 HeaderValue::from_static("text/plain"),
                 Bytes::from_static(b"pong"),
             ),
-            Err(RouteError::NotFound) => reply::error(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                &format!("no Runtime API endpoint at {}", parts.uri.path()),
-            ),
-            Err(RouteError::MethodNotAllowed(allowed)) => {
-                let mut r = reply::error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "MethodNotAllowed",
-                    &format!("{} {} expects {allowed}", parts.method, parts.uri.path()),
-                );
-                r.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static(allowed));
-                r
-            }
+            Err(unrouted) => unrouted.into_reply(),
         }
     }
 
@@ -177,7 +172,7 @@ impl RuntimeApi {
         B::Error: std::fmt::Display,
     {
         if !self.dispatcher.is_held_by(runner, id) {
-            return invalid_request_id();
+            return InvalidRequestId.into_reply();
         }
         match self.read(body).await {
             Ok(body) => {
@@ -197,9 +192,9 @@ impl RuntimeApi {
                 let _ = self
                     .dispatcher
                     .complete_from(runner, id, Outcome::Failed(err));
-                t.reply()
+                t.into_reply()
             }
-            Err(e) => e.reply(),
+            Err(e) => e.into_reply(),
         }
     }
 
@@ -207,7 +202,7 @@ impl RuntimeApi {
     fn complete(&self, runner: RunnerId, id: &str, outcome: Outcome) -> Reply {
         match self.dispatcher.complete_from(runner, id, outcome) {
             Ok(()) => accepted(),
-            Err(_) => invalid_request_id(),
+            Err(e) => e.into_reply(),
         }
     }
 
@@ -220,15 +215,6 @@ impl RuntimeApi {
             .await
             .unwrap_or(Err(ReadError::TimedOut(self.read_timeout)))
     }
-}
-
-/// AWS's answer, word for word, to an id that is unknown, answered or another runtime's.
-fn invalid_request_id() -> Reply {
-    reply::error(
-        StatusCode::BAD_REQUEST,
-        "InvalidRequestID",
-        &crate::dispatch::InvalidRequestId.to_string(),
-    )
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.

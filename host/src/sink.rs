@@ -12,13 +12,24 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::reply::{self, Reply};
+use crate::reply::{IntoReply, Reply};
 
 const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most of a sink's reply body passed back to the caller.
 const MAX_SINK_REPLY: usize = 1 << 20;
+
+/// Why a result did not reach the sink (its answer is in [`crate::reply::errors`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The sink answered 4xx: it refused the event.
+    #[error("the sink refused the result with {status}: {body}")]
+    Rejected { status: StatusCode, body: String },
+    /// Unreachable, 5xx or no answer, every attempt.
+    #[error("result not delivered after {ATTEMPTS} attempts: {last_error}")]
+    Unavailable { last_error: String },
+}
 
 /// A validated sink address and the connection pool to it; cloning shares the pool.
 #[derive(Clone, Debug)]
@@ -53,6 +64,12 @@ impl Sink {
     /// runtime) with the sink's reply body where there is one, or a 502 saying why the
     /// sink did not take it.
     pub async fn forward(&self, result: Reply) -> Reply {
+        self.send(result)
+            .await
+            .unwrap_or_else(IntoReply::into_reply)
+    }
+
+    async fn send(&self, result: Reply) -> Result<Reply, SinkError> {
         let (parts, body) = result.into_parts();
         let body = body
             .collect()
@@ -80,16 +97,12 @@ impl Sink {
                         .map(|c| c.to_bytes())
                         .unwrap_or_default();
                     if status.is_client_error() {
-                        return reply::error(
-                            StatusCode::BAD_GATEWAY,
-                            "SinkRejected",
-                            &format!(
-                                "the sink refused the result with {status}: {}",
-                                String::from_utf8_lossy(&reply_body)
-                            ),
-                        );
+                        return Err(SinkError::Rejected {
+                            status,
+                            body: String::from_utf8_lossy(&reply_body).into_owned(),
+                        });
                     }
-                    return relay(parts.status, content_type, reply_body);
+                    return Ok(relay(parts.status, content_type, reply_body));
                 }
                 Ok(Ok(resp)) => last_error = format!("the sink answered {}", resp.status()),
                 Ok(Err(e)) => last_error = format!("cannot reach the sink: {e}"),
@@ -103,11 +116,7 @@ impl Sink {
                 backoff *= 3;
             }
         }
-        reply::error(
-            StatusCode::BAD_GATEWAY,
-            "SinkUnavailable",
-            &format!("result not delivered after {ATTEMPTS} attempts: {last_error}"),
-        )
+        Err(SinkError::Unavailable { last_error })
     }
 }
 

@@ -24,6 +24,16 @@ use super::wasm::WasmArgs;
     about = "Runs an AWS Lambda custom-runtime function behind an HTTP endpoint: an executable \
              `bootstrap` as processes served the Lambda Runtime API (2018-06-01), or a \
              `bootstrap.wasm` WASI module in wasmtime.",
+    long_about = "Runs an AWS Lambda custom-runtime function behind an HTTP endpoint; every \
+                  request to PORT is one invocation.\n\n\
+                  The function's folder (LAMBDA_TASK_ROOT) decides the invoker. An executable \
+                  `bootstrap` runs as INVOKER_COUNT native processes, each served the Lambda \
+                  Runtime API (2018-06-01) on its own 127.0.0.1 port, restarted when it exits \
+                  and reset when it passes FUNCTION_TTL. A `bootstrap.wasm` (wasm32-wasip1) \
+                  runs in wasmtime, sandboxed: a guest of the lambda_v1 SDK loops in \
+                  INVOKER_COUNT long-lived instances (WASM_ISOLATION=loop) or gets a fresh \
+                  instance per invocation (WASM_ISOLATION=invocation); a plain WASI command \
+                  runs once per invocation, event on stdin, reply on stdout.",
     after_help = "Every option can also be set by the environment variable shown in brackets \
                   (the flag wins)."
 )]
@@ -37,7 +47,8 @@ pub struct Args {
     #[arg(long, env = "INTERNAL_API_PORT", value_name = "INTERNAL_API_PORT")]
     pub internal_api_port: Option<u16>,
 
-    /// Number of bootstrap processes to run (0: start none, an external runtime polls).
+    /// Number of bootstrap processes, or WASI instance slots, to run (native only, 0: start
+    /// none, an external runtime polls).
     #[arg(
         long,
         env = "INVOKER_COUNT",
@@ -109,8 +120,9 @@ pub struct Args {
           default_value = "9092", value_parser = parse::parse_port_or_off)]
     pub metrics_port: PortOrOff,
 
-    /// Once ready, the host writes the addresses it listens on there, as JSON (for
-    /// supervisors and tests that start it on port 0). Unset: no file.
+    /// The host writes the addresses of its sockets there, as JSON, as soon as they are
+    /// bound (for supervisors and tests that start it on port 0); the public one accepts
+    /// connections once the function is ready. Unset: no file.
     #[arg(long, env = "ADDRESS_FILE", value_name = "ADDRESS_FILE", value_parser = parse::path())]
     pub address_file: Option<PathBuf>,
 

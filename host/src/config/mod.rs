@@ -61,7 +61,7 @@ pub struct Config {
     pub public_context_headers: bool,
     /// Whether the host makes trace ids (`TRACING_MODE`).
     pub tracing_mode: TracingMode,
-    /// Where the host writes its listening addresses once ready (`ADDRESS_FILE`).
+    /// Where the host writes its addresses once its sockets are bound (`ADDRESS_FILE`).
     pub address_file: Option<PathBuf>,
     pub wrapper: crate::wrapper::Wrapper,
     /// Where results go instead of the reply (`K_SINK`).
@@ -170,8 +170,8 @@ fn task_root(arg: Option<&Path>, cwd: &Path) -> Result<PathBuf, ConfigError> {
     Ok(root)
 }
 
-/// The file is written once the host is ready, long after start-up: a folder that does
-/// not exist is better refused now.
+/// The file is written only once the sockets are bound, after the function's checks: a
+/// folder that does not exist is better refused now, with the other settings.
 fn address_file(arg: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
     let Some(path) = arg.filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(None);

@@ -23,14 +23,17 @@ fn routes() {
         Ok(Route::InitError)
     );
     assert_eq!(route(&get, "/2018-06-01/ping"), Ok(Route::Ping));
-    assert_eq!(
+    assert!(matches!(
         route(&post, "/2018-06-01/runtime/invocation/next"),
-        Err(RouteError::MethodNotAllowed("GET"))
-    );
-    assert_eq!(
+        Err(RouteError::MethodNotAllowed { allowed: "GET", .. })
+    ));
+    assert!(matches!(
         route(&get, "/2018-06-01/runtime/invocation/abc/response"),
-        Err(RouteError::MethodNotAllowed("POST"))
-    );
+        Err(RouteError::MethodNotAllowed {
+            allowed: "POST",
+            ..
+        })
+    ));
     for bad in [
         "/",
         "/2018-06-01/runtime/invocation//response",
@@ -39,8 +42,29 @@ fn routes() {
         "/2018-06-01/runtime/invocation/abc",
         "/2019-01-01/runtime/invocation/next",
     ] {
-        assert_eq!(route(&post, bad), Err(RouteError::NotFound), "{bad}");
+        assert_eq!(
+            route(&post, bad),
+            Err(RouteError::NotFound { path: bad }),
+            "{bad}"
+        );
     }
+}
+
+#[test]
+fn unrouted_requests_get_a_json_answer_naming_what_was_asked() {
+    let post = Method::POST;
+    let next = "/2018-06-01/runtime/invocation/next";
+    let wrong_method = route(&post, next).unwrap_err();
+    assert_eq!(
+        wrong_method.to_string(),
+        "POST /2018-06-01/runtime/invocation/next expects GET"
+    );
+    let r = wrong_method.into_reply();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()[header::ALLOW], "GET");
+    let unknown = route(&post, "/nope").unwrap_err();
+    assert_eq!(unknown.to_string(), "no Runtime API endpoint at /nope");
+    assert_eq!(unknown.into_reply().status(), StatusCode::NOT_FOUND);
 }
 
 mod in_memory {

@@ -1,8 +1,8 @@
 //! Event wrappers: pure functions from an HTTP request to an event (`decode`) and from an
 //! outcome to an HTTP reply (`encode`), chosen by `RESPONSE_FORMAT`. Passthrough (here): the
 //! body is the event, the function's response the reply. Every wrapper reads the caller's
-//! context headers through [`context`], and its errors become HTTP replies here, each in one
-//! place ([`BadRequest::reply`], [`BadReply::reply`]).
+//! context headers through [`context`]. Its errors ([`BadRequest`], [`BadReply`]) become HTTP
+//! replies in [`crate::reply::errors`].
 
 pub mod apigateway;
 pub mod cloudevents;
@@ -15,7 +15,7 @@ use context::Context;
 pub use context::ContextOptions;
 
 use crate::dispatch::{Event, Outcome};
-use crate::reply::{self, Reply};
+use crate::reply::{self, IntoReply, Reply};
 
 /// The wrapper in use: its kind (`RESPONSE_FORMAT`) and which context headers callers may
 /// set.
@@ -84,16 +84,6 @@ impl Wrapper {
 #[error("{0}")]
 pub struct BadRequest(pub String);
 
-impl BadRequest {
-    pub fn reply(&self) -> Reply {
-        reply::error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestContentException",
-            &self.0,
-        )
-    }
-}
-
 /// A function's response that the wrapper cannot turn into a reply: 502, the function's
 /// fault rather than the caller's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,16 +94,6 @@ pub enum BadReply {
     /// Not a CloudEvent, or one that cannot be sent.
     #[error("{0}")]
     CloudEvent(String),
-}
-
-impl BadReply {
-    pub fn reply(&self) -> Reply {
-        let (error_type, message) = match self {
-            BadReply::ProxyResponse(m) => ("InvalidProxyResponse", m),
-            BadReply::CloudEvent(m) => ("InvalidCloudEvent", m),
-        };
-        reply::error(StatusCode::BAD_GATEWAY, error_type, message)
-    }
 }
 
 /// The request becomes the event: its body, its content type and the context headers
@@ -143,7 +123,11 @@ pub fn encode(request_id: &str, outcome: Outcome) -> Reply {
             );
             r
         }
-        Outcome::Failed(err) => reply::invocation_error(request_id, &err),
+        Outcome::Failed(error) => reply::Failed {
+            request_id,
+            error: &error,
+        }
+        .into_reply(),
     }
 }
 

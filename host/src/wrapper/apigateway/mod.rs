@@ -20,7 +20,7 @@ use http::request::Parts;
 use super::BadRequest;
 use super::context::{Context, ContextOptions};
 use crate::dispatch::{Event, Outcome};
-use crate::reply::Reply;
+use crate::reply::{IntoReply, Reply};
 
 pub use response::proxy_reply;
 
@@ -86,7 +86,7 @@ pub fn decode(
 pub fn encode(request_id: &str, outcome: Outcome, version: PayloadVersion) -> Reply {
     match outcome {
         Outcome::Response { body, .. } => {
-            proxy_reply(&body, version).unwrap_or_else(|bad| bad.reply())
+            proxy_reply(&body, version).unwrap_or_else(IntoReply::into_reply)
         }
         other => super::encode(request_id, other),
     }

@@ -21,7 +21,7 @@ use crate::wrapper::BadReply;
 /// `statusCode` is the body of a 200 JSON reply (a string as its text), as AWS documents.
 ///
 /// Anything else that is not a valid proxy response is an `Err` saying what was wrong;
-/// [`BadReply::reply`] turns it into the 502 the caller answers.
+/// its [`IntoReply`](crate::reply::IntoReply) turns it into the 502 the caller answers.
 pub fn proxy_reply(body: &[u8], version: PayloadVersion) -> Result<Reply, BadReply> {
     proxy_response(body, version).map_err(BadReply::ProxyResponse)
 }

@@ -606,7 +606,7 @@ fn invalid_proxy_responses_say_what_was_wrong() {
     }
     let r =
         BadReply::ProxyResponse("Malformed Lambda proxy response: statusCode is missing".into())
-            .reply();
+            .into_reply();
     assert_eq!(r.status(), 502);
     let body: Value = serde_json::from_slice(&body_of(&r)).unwrap();
     assert_eq!(body["errorType"], "InvalidProxyResponse");

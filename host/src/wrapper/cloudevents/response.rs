@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::request::check;
 use super::{HEADER_VALUE, ResponseMode, Settings};
 use crate::dispatch::Outcome;
-use crate::reply::Reply;
+use crate::reply::{IntoReply, Reply};
 use crate::wrapper::BadReply;
 
 /// The reply of an outcome. A response becomes a CloudEvents 1.0 event sent in binary mode:
@@ -57,7 +57,7 @@ pub fn encode(request_id: &str, outcome: Outcome, settings: &Settings) -> Reply 
         e.deserialize_binary(BinaryReply::default())
             .map_err(|e| format!("the event cannot be sent: {e}"))
     });
-    reply.unwrap_or_else(|message| BadReply::CloudEvent(message).reply())
+    reply.unwrap_or_else(|message| BadReply::CloudEvent(message).into_reply())
 }
 
 fn no_event() -> Reply {
