@@ -30,7 +30,7 @@ pub struct RuntimeApi {
 }
 
 /// Most bytes of runtime-supplied text (an init error's message) that reach the log.
-const MAX_LOGGED: usize = 4096;
+use crate::lambda_error::{MAX_LOGGED, clip};
 
 /// One endpoint of the Runtime API.
 #[derive(Debug, PartialEq, Eq)]
@@ -215,18 +215,6 @@ impl RuntimeApi {
             .await
             .unwrap_or(Err(ReadError::TimedOut(self.read_timeout)))
     }
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn clip(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 fn error_type(headers: &HeaderMap) -> Option<&str> {

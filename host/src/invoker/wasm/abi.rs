@@ -16,7 +16,7 @@ use crate::context::Context;
 use crate::dispatch::{
     Dispatcher, Invocation, InvocationError, Outcome, ResponseSize, RunnerId, check_response_size,
 };
-use crate::lambda_error::Diagnostic;
+use crate::lambda_error::{Diagnostic, MAX_LOGGED, clip};
 
 pub const MODULE: &str = "lambda_v1";
 
@@ -224,9 +224,9 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
             let err = read_error(&mut caller, tp, tl, mp, ml)?;
             tracing::error!(
                 instance = caller.data().runner,
-                error_type = %err.error_type,
+                error_type = clip(&err.error_type, MAX_LOGGED),
                 "function init error: {}",
-                err.error_message
+                clip(&err.error_message, MAX_LOGGED)
             );
             caller.data_mut().init_error = Some(err);
             Ok(0)
@@ -252,6 +252,15 @@ fn read(caller: &mut Caller<'_, Guest>, ptr: i32, len: i32) -> wasmtime::Result<
     }
 }
 
+/// Longest error type kept from a guest.
+const MAX_ERROR_TYPE: usize = 1024;
+
+/// `len` cut to at most `max` (the text read is cut there; lossy UTF-8 marks a split
+/// character).
+fn capped(len: i32, max: usize) -> i32 {
+    (len as u32 as usize).min(max).min(i32::MAX as usize) as i32
+}
+
 fn read_string(caller: &mut Caller<'_, Guest>, ptr: i32, len: i32) -> wasmtime::Result<String> {
     Ok(String::from_utf8_lossy(&read(caller, ptr, len)?).into_owned())
 }
@@ -263,8 +272,10 @@ fn read_error(
     mp: i32,
     ml: i32,
 ) -> wasmtime::Result<Diagnostic> {
-    let error_type = read_string(caller, tp, tl)?;
-    let error_message = read_string(caller, mp, ml)?;
+    // Bounded like a native runtime's error upload: the message by the body limit.
+    let limit = caller.data().shared.body_limit;
+    let error_type = read_string(caller, tp, capped(tl, MAX_ERROR_TYPE))?;
+    let error_message = read_string(caller, mp, capped(ml, limit))?;
     Ok(Diagnostic {
         error_type: if error_type.is_empty() {
             "Unhandled".into()
