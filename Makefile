@@ -9,10 +9,18 @@ run:
 
 WASM_GUESTS = -p wasm-echo -p wasm-stdio -p wasm-apigateway -p wasm-cloudevents -p test-guests
 
-## Builds the functions the integration tests start (examples and test functions)
-functions:
+RIC_VENV = target/ric-venv
+
+## Builds the functions the integration tests start (examples and test functions), and
+## installs the PyPI runtime client (awslambdaric) that host/tests/python_client.rs runs
+functions: $(RIC_VENV)/installed
 	$(CARGO) build --workspace --bins
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
+
+$(RIC_VENV)/installed:
+	python3 -m venv $(RIC_VENV)
+	$(RIC_VENV)/bin/pip install --quiet awslambdaric==4.2.2
+	touch $@
 
 ## Serves the WASI echo example (guest SDK) on http://localhost:8080
 run-wasm:
