@@ -47,20 +47,11 @@ async fn a_stuck_stderr_drops_log_lines_and_never_stalls_requests() {
         assert!(start.elapsed() < Duration::from_secs(30), "never bound");
         std::thread::sleep(Duration::from_millis(10));
     };
-    let port = addresses["public"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
-    let metrics_port = addresses["metrics"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
+    let port_of = |name: &str| -> u16 {
+        let addr: std::net::SocketAddr = addresses[name].as_str().unwrap().parse().unwrap();
+        addr.port()
+    };
+    let (port, metrics_port) = (port_of("public"), port_of("metrics"));
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/");
     let run = async {
