@@ -119,17 +119,11 @@ impl Dispatcher {
             deadline,
             deadline_ms,
         };
-        // The channel is unbounded, admission bounds it; it closes only with the dispatcher.
-        if let Err(e) = self.tx.try_send(Queued {
+        self.push(Queued {
             invocation,
             reply,
             ttl,
-        }) {
-            let _ = e
-                .into_inner()
-                .reply
-                .send(Outcome::Failed(InvocationError::ShuttingDown));
-        }
+        });
         Ticket {
             id,
             rx: Some(rx),
@@ -173,7 +167,7 @@ impl Dispatcher {
             // of the queue, the one place a channel offers).
             if !gate.send_if_modified(Gate::take) {
                 drop(inflight);
-                self.requeue(Queued {
+                self.push(Queued {
                     invocation,
                     reply,
                     ttl,
@@ -201,16 +195,18 @@ impl Dispatcher {
         id: &str,
         outcome: Outcome,
     ) -> Result<(), InvalidRequestId> {
-        let entry = {
-            let mut map = self.lock();
-            match map.get(id) {
-                Some(f) if f.runner == runner => map.remove(id),
-                _ => None,
-            }
-        }
-        .ok_or(InvalidRequestId)?;
+        let entry = self.take_held(runner, id).ok_or(InvalidRequestId)?;
         let _ = entry.reply.send(outcome);
         Ok(())
+    }
+
+    /// Removes `id` from the in-flight map if `runner` holds it.
+    fn take_held(&self, runner: RunnerId, id: &str) -> Option<InFlight> {
+        let mut map = self.lock();
+        match map.get(id) {
+            Some(f) if f.runner == runner => map.remove(id),
+            _ => None,
+        }
     }
 
     /// Whether `runner` holds `id` now.
@@ -221,17 +217,10 @@ impl Dispatcher {
     /// Puts back an invocation that `runner` was handed but never received (the reply to
     /// its poll was lost). False when it has ended or moved on meanwhile.
     pub fn return_undelivered(&self, runner: RunnerId, invocation: Invocation) -> bool {
-        let entry = {
-            let mut map = self.lock();
-            match map.get(&*invocation.id) {
-                Some(f) if f.runner == runner => map.remove(&*invocation.id),
-                _ => None,
-            }
-        };
-        let Some(InFlight { reply, ttl, .. }) = entry else {
+        let Some(InFlight { reply, ttl, .. }) = self.take_held(runner, &invocation.id) else {
             return false;
         };
-        self.requeue(Queued {
+        self.push(Queued {
             invocation,
             reply,
             ttl,
@@ -294,7 +283,9 @@ impl Dispatcher {
         &self.gates[runner.min(self.gates.len() - 1)]
     }
 
-    fn requeue(&self, queued: Queued) {
+    /// Puts `queued` at the end of the queue. The channel is unbounded, admission bounds
+    /// it; it closes only with the dispatcher.
+    fn push(&self, queued: Queued) {
         if let Err(e) = self.tx.try_send(queued) {
             let _ = e
                 .into_inner()

@@ -59,6 +59,22 @@ impl Diagnostic {
     }
 }
 
+/// Most bytes of runtime- or guest-supplied text (an error's type or message) that reach
+/// the log.
+pub const MAX_LOGGED: usize = 4096;
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+pub fn clip(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,27 +116,6 @@ mod tests {
             json!({"errorMessage":"m","errorType":"T"})
         );
     }
-}
-
-/// Most bytes of runtime- or guest-supplied text (an error's type or message) that reach
-/// the log.
-pub const MAX_LOGGED: usize = 4096;
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-pub fn clip(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-#[cfg(test)]
-mod clip_tests {
-    use super::clip;
 
     #[test]
     fn clip_cuts_at_a_character_boundary() {

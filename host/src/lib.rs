@@ -241,10 +241,7 @@ fn serve_metrics(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("metrics at http://{addr}/metrics");
     }
-    let options = serve::Options {
-        drain: None,
-        write_timeout: None,
-    };
+    let options = serve::Options::default();
     tokio::spawn(serve::serve(listener, stop, options, move |req| {
         let (metrics, dispatcher) = (metrics.clone(), dispatcher.clone());
         async move {

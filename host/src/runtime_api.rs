@@ -95,10 +95,7 @@ impl RuntimeApi {
         runner: RunnerId,
         stop: CancellationToken,
     ) {
-        let options = crate::serve::Options {
-            drain: None,
-            write_timeout: None,
-        };
+        let options = crate::serve::Options::default();
         crate::serve::serve(listener, stop, options, move |req| {
             let api = self.clone();
             async move { api.handle(req, runner).await.map(Served::from) }

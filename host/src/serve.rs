@@ -5,8 +5,9 @@
 //! - a reply body that holds something (an admission, a delivery receipt) until hyper has
 //!   taken its last byte, handed out in chunks so that hyper's write buffer, not the whole
 //!   reply, is what waits on a slow reader ([`Served`]);
-//! - knowing that a connection lost a reply because a write failed, as opposed to a client
-//!   that read its reply and left ([`Connection::on_reply_lost`]).
+//! - knowing that a connection lost a reply because it broke (a write failed, or the peer
+//!   reset it, which a peer that read everything and closed does not do), as opposed to a
+//!   client that read its reply and left ([`Connection::on_reply_lost`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -41,21 +42,27 @@ pub struct Connection(Arc<ConnectionState>);
 
 #[derive(Default)]
 struct ConnectionState {
-    write_failed: AtomicBool,
+    /// A write failed or the peer reset the connection.
+    broken: AtomicBool,
     /// Run if the connection ends after a failed write before the client sent another
     /// request (which proves it read the previous reply).
     on_lost: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Connection {
-    /// Runs `f` if the reply being sent is lost: a write on this connection fails before the
-    /// client sends its next request.
+    /// Runs `f` if the reply being sent is lost: the connection breaks (a failed write, a
+    /// reset from the peer, a write timeout) before the client sends its next request. A clean
+    /// close, or an idle connection closed by the header timeout, is not a loss.
     pub fn on_reply_lost(&self, f: impl FnOnce() + Send + 'static) {
         self.callbacks().push(Box::new(f));
     }
 
     fn callbacks(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn FnOnce() + Send>>> {
         self.0.on_lost.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mark_broken(&self) {
+        self.0.broken.store(true, Ordering::Relaxed);
     }
 
     /// A new request arrived: the replies before it were read.
@@ -67,7 +74,7 @@ impl Connection {
     }
 
     fn ended(&self) {
-        if self.0.write_failed.load(Ordering::Relaxed) {
+        if self.0.broken.load(Ordering::Relaxed) {
             let lost = std::mem::take(&mut *self.callbacks());
             for f in lost {
                 f();
@@ -145,8 +152,8 @@ impl Body for Served {
 
 pub type ServedReply = http::Response<Served>;
 
-/// How a server treats its connections.
-#[derive(Debug, Clone, Copy)]
+/// How a server treats its connections. The default: no drain, no write timeout.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     /// After `stop`, how long open connections may finish their requests; `None` leaves
     /// them running.
@@ -222,7 +229,7 @@ async fn log_end(conn: impl Future<Output = Result<(), hyper::Error>>, connectio
 }
 
 /// A client socket whose writes fail after `write_timeout` without progress, and which
-/// remembers that a write failed.
+/// remembers that the connection broke.
 struct Guarded {
     stream: TcpStream,
     write_timeout: Option<Duration>,
@@ -254,10 +261,7 @@ impl Guarded {
             Poll::Ready(result) => {
                 self.waiting = false;
                 if result.is_err() {
-                    self.connection
-                        .0
-                        .write_failed
-                        .store(true, Ordering::Relaxed);
+                    self.connection.mark_broken();
                 }
                 Poll::Ready(result)
             }
@@ -265,20 +269,16 @@ impl Guarded {
                 let Some(timeout) = self.write_timeout else {
                     return Poll::Pending;
                 };
-                let deadline = Instant::now() + timeout;
+                // Armed when a write first waits; left running while it keeps waiting.
                 let timer = self
                     .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if !self.waiting {
-                    timer.as_mut().reset(deadline);
-                    self.waiting = true;
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if !std::mem::replace(&mut self.waiting, true) {
+                    timer.as_mut().reset(Instant::now() + timeout);
                 }
                 if timer.as_mut().poll(cx).is_ready() {
                     self.waiting = false;
-                    self.connection
-                        .0
-                        .write_failed
-                        .store(true, Ordering::Relaxed);
+                    self.connection.mark_broken();
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("the client read nothing for {timeout:?}"),
@@ -296,7 +296,16 @@ impl AsyncRead for Guarded {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if let Poll::Ready(Err(e)) = &polled
+            && matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            )
+        {
+            self.connection.mark_broken();
+        }
+        polled
     }
 }
 

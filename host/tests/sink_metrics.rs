@@ -26,10 +26,7 @@ async fn sink(status: StatusCode, body: &'static str) -> (String, Seen, Cancella
     tokio::spawn(aws_custom_runtime::serve::serve(
         listener,
         stop.clone(),
-        aws_custom_runtime::serve::Options {
-            drain: None,
-            write_timeout: None,
-        },
+        aws_custom_runtime::serve::Options::default(),
         move |req: http::Request<hyper::body::Incoming>| {
             let record = record.clone();
             async move {

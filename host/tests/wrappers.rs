@@ -303,10 +303,7 @@ async fn cloudevents_reach_the_sink_in_binary_mode() {
     tokio::spawn(aws_custom_runtime::serve::serve(
         listener,
         _stop.clone(),
-        aws_custom_runtime::serve::Options {
-            drain: None,
-            write_timeout: None,
-        },
+        aws_custom_runtime::serve::Options::default(),
         move |req: http::Request<hyper::body::Incoming>| {
             let record = record.clone();
             async move {
