@@ -84,6 +84,8 @@ async fn a_round_trip_carries_every_context_field() {
                    "app_version_code": "c", "app_package_name": "p"},
         "custom": {"k": "日本"},
         "env": {"locale": "en"},
+        "w3c": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "tracestate": "rojo=00f067aa0ba902b7", "baggage": "userId=alice"},
     });
     let identity =
         json!({"cognitoIdentityId": "us-east-1:id", "cognitoIdentityPoolId": "us-east-1:pool"});
