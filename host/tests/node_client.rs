@@ -185,6 +185,17 @@ async fn hostile_context_headers_are_refused_and_the_client_stays_up() {
             "the message names the header: {body}"
         );
     }
+    // An event that is not JSON fails in the client's JSON.parse, as on AWS: a 500 for
+    // that invocation only.
+    for body in ["hello", ""] {
+        let (status, err, function_error) = call(&host, body, &[]).await;
+        assert_eq!(
+            (status, function_error.as_str()),
+            (500, "Unhandled"),
+            "{err}"
+        );
+        assert_eq!(err["errorType"], "SyntaxError", "{err}");
+    }
     let (status, last, _) = call(&host, "{}", &[]).await;
     assert_eq!(status, 200, "{last}\n{}", host.logs());
     assert_eq!(
