@@ -30,7 +30,7 @@ $(RIC_VENV)/installed:
 	touch $@
 
 # aws-lambda-ric builds curl and aws-lambda-cpp from source at install (cmake, autotools,
-# g++; about a minute on 2 cores): its own `make` gets every core, node-gyp too. 3.3.0 is
+# g++; 1-3 minutes on 2 cores): its own `make` gets every core, node-gyp too. 3.3.0 is
 # the newest that runs on Node 20 (4.x wants Node 22).
 $(NODE_RIC)/installed:
 	mkdir -p $(NODE_RIC)
