@@ -8,6 +8,7 @@
 mod abi;
 pub mod cache;
 mod output;
+mod tmp;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use crate::config::{Config, Isolation, WasmSettings};
 use crate::context::Context as LambdaContext;
 use crate::dispatch::{Dispatcher, RunnerId};
 use crate::metrics::Metrics;
+use crate::tenancy::scratch::Scratch;
 use tokio_util::sync::CancellationToken;
 
 /// How often the epoch advances: a guest past its deadline is stopped within this.
@@ -44,6 +46,9 @@ pub enum GuestKind {
 /// A compiled function ready to instantiate.
 pub struct WasmFunction {
     pre: InstancePre<Guest>,
+    /// Kept to reach the unmetered WASI writes that `/tmp`'s cap wraps.
+    linker: Linker<Guest>,
+    tmp_limit: usize,
     pub kind: GuestKind,
     isolation: Isolation,
     memory_limit: usize,
@@ -98,6 +103,7 @@ impl WasmFunction {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |g: &mut Guest| &mut g.wasi)?;
         abi::add_to_linker(&mut linker)?;
+        tmp::add_to_linker(&mut linker)?;
         let pre = linker
             .instantiate_pre(&module)
             .map_err(anyhow::Error::from)
@@ -111,6 +117,8 @@ impl WasmFunction {
         );
         Ok(WasmFunction {
             pre,
+            linker,
+            tmp_limit: settings.tmp_limit,
             kind,
             isolation: settings.isolation,
             memory_limit: settings.memory_limit,
@@ -145,9 +153,13 @@ impl WasmFunction {
     async fn run_loop(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
         let mut backoff = Duration::ZERO;
+        let scratch = scratch(runner);
         while !stop.is_cancelled() {
             let started = Instant::now();
-            let mut store = match self.store(runner, Mode::Loop(None)) {
+            // A new instance is a new environment: an empty /tmp.
+            clear(&scratch, runner);
+            dispatcher.env_started(runner);
+            let mut store = match self.store(runner, Mode::Loop(None), &scratch) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(instance = runner, "cannot create a sandbox: {e:#}");
@@ -161,14 +173,25 @@ impl WasmFunction {
             let ended = tokio::select! {
                 ended = self.call(&mut store) => ended,
                 _ = reset(&dispatcher, runner) => Ended::Reset,
+                _ = dispatcher.switch_signal(runner) => Ended::Switched,
                 _ = stop.cancelled() => return,
             };
             let err = self.with_evidence(&store, |ev| ended.failure(ev));
             let failed = dispatcher.fail_runner(runner, err.clone());
             let served = store.data().served > 0;
             drop(store);
+            if let Some(cause) = ended.reset_cause() {
+                self.metrics.envs.reset(cause);
+            }
+            let tenant = dispatcher.tenant_of(runner);
+            let tenant = tenant.as_ref().map(|t| t.as_str());
+            if ended == Ended::Switched {
+                tracing::info!(instance = runner, tenant, "instance {}", ended.describe());
+                continue;
+            }
             tracing::warn!(
                 instance = runner,
+                tenant,
                 failed,
                 "instance ended: {err}; starting a fresh one"
             );
@@ -182,11 +205,25 @@ impl WasmFunction {
     /// A fresh instance for every invocation.
     async fn run_fresh(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
+        let scratch = scratch(runner);
+        clear(&scratch, runner);
+        dispatcher.env_started(runner);
         loop {
             let inv = tokio::select! {
                 inv = dispatcher.next(runner) => inv,
+                // Between invocations the environment is only its /tmp.
+                _ = dispatcher.switch_signal(runner) => {
+                    clear(&scratch, runner);
+                    self.metrics.envs.reset(crate::tenancy::stats::ResetCause::TenantSwitch);
+                    tracing::info!(instance = runner, "{}", Ended::Switched.describe());
+                    dispatcher.env_started(runner);
+                    continue;
+                }
                 _ = stop.cancelled() => return,
             };
+            if self.isolation == Isolation::Invocation {
+                clear(&scratch, runner);
+            }
             let id = inv.id.clone();
             let mode = match self.kind {
                 GuestKind::Sdk => Mode::Fresh(Fresh::Waiting(inv)),
@@ -196,7 +233,7 @@ impl WasmFunction {
                     stdout: MemoryOutputPipe::new(self.shared.body_limit + 1),
                 },
             };
-            let mut store = match self.store(runner, mode) {
+            let mut store = match self.store(runner, mode, &scratch) {
                 Ok(s) => s,
                 Err(e) => {
                     let ended = Ended::HostFailure(format!("cannot create a sandbox: {e:#}"));
@@ -269,7 +306,12 @@ impl WasmFunction {
 
     /// A store with a fresh sandbox. A plain command gets its invocation on stdin and its
     /// context in the environment.
-    fn store(&self, runner: RunnerId, mode: Mode) -> anyhow::Result<Store<Guest>> {
+    fn store(
+        &self,
+        runner: RunnerId,
+        mode: Mode,
+        scratch: &Option<Arc<Scratch>>,
+    ) -> anyhow::Result<Store<Guest>> {
         self.metrics
             .wasm_instance_starts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -286,6 +328,12 @@ impl WasmFunction {
         b.preopened_dir(&self.task_root, &self.task_root_guest, FsPerms::ReadOnly)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open {}", self.task_root.display()))?;
+        if let Some(s) = scratch {
+            b.preopened_dir(s.path(), "/tmp", FsPerms::ReadWrite)
+                .map_err(anyhow::Error::from)
+                .context("cannot open the scratch folder as /tmp")?;
+            b.env("TMPDIR", "/tmp");
+        }
         if let Mode::Stdio { invocation, stdout } = &mode {
             b.stdin(MemoryInputPipe::new(invocation.event.body.clone()))
                 .stdout(stdout.clone());
@@ -309,8 +357,16 @@ impl WasmFunction {
             served: 0,
             tag,
             stderr,
+            tmp: None,
         };
         let mut store = Store::new(self.pre.module().engine(), guest);
+        // Without a scratch folder the writes are still metered (against nothing on disk):
+        // the wrapped imports need their originals.
+        let meter = match scratch {
+            Some(s) => s.clone(),
+            None => Arc::new(Scratch::create(&format!("wasm-{runner}-fallback"))?),
+        };
+        tmp::install(&self.linker, &mut store, meter, self.tmp_limit)?;
         store.limiter(|g| &mut g.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| match ctx.data().deadline() {
@@ -318,6 +374,26 @@ impl WasmFunction {
             _ => Ok(UpdateDeadline::Yield(1)),
         });
         Ok(store)
+    }
+}
+
+/// The scratch folder (`/tmp`) of instance slot `runner`; `None`, logged, when the host
+/// cannot make one.
+fn scratch(runner: RunnerId) -> Option<Arc<Scratch>> {
+    match Scratch::create(&format!("wasm-{runner}")) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::error!(instance = runner, "no /tmp for this instance slot: {e}");
+            None
+        }
+    }
+}
+
+fn clear(scratch: &Option<Arc<Scratch>>, runner: RunnerId) {
+    if let Some(s) = scratch
+        && let Err(e) = s.clear()
+    {
+        tracing::error!(instance = runner, "cannot empty /tmp: {e}");
     }
 }
 
