@@ -204,6 +204,7 @@ impl Dispatcher {
         let entry = self.lock().remove(id).ok_or(InvalidRequestId)?;
         // The caller may have gone away; the outcome then has nobody to reach.
         let _ = entry.reply.send(outcome);
+        self.finished(entry.runner);
         Ok(())
     }
 
@@ -217,6 +218,7 @@ impl Dispatcher {
     ) -> Result<(), InvalidRequestId> {
         let entry = self.take_held(runner, id).ok_or(InvalidRequestId)?;
         let _ = entry.reply.send(outcome);
+        self.finished(runner);
         Ok(())
     }
 
@@ -240,6 +242,7 @@ impl Dispatcher {
         let Some(InFlight { reply, ttl, .. }) = self.take_held(runner, &invocation.id) else {
             return false;
         };
+        self.finished(runner);
         self.push(Queued {
             invocation,
             reply,
@@ -269,7 +272,15 @@ impl Dispatcher {
         for f in failed {
             let _ = f.reply.send(Outcome::Failed(error.clone()));
         }
+        self.finished(runner);
         n
+    }
+
+    /// Tells the tenant scheduler that `runner` ended what it held.
+    fn finished(&self, runner: RunnerId) {
+        if let Some(t) = &self.tenancy {
+            t.finished(runner);
+        }
     }
 
     /// Signalled when a runner must be reset (an invocation it held passed its deadline).

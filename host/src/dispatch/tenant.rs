@@ -95,6 +95,12 @@ impl Tenancy {
         }
     }
 
+    /// `runner` ended the invocation it held.
+    pub(super) fn finished(&self, runner: RunnerId) {
+        let actions = self.lock().finished(runner);
+        self.perform(actions);
+    }
+
     pub(super) fn queued(&self) -> usize {
         self.lock().queued()
     }

@@ -27,12 +27,21 @@ const SYSTEM_READ: &[&str] = &[
 const DEVICES_WRITE: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/tty"];
 
 static UNAVAILABLE: Once = Once::new();
+static ENFORCED: Once = Once::new();
 
 /// The ruleset of one environment: `read` folders read-only, `scratch` read-write.
 /// `None` when the kernel cannot enforce Landlock (logged once).
 pub fn ruleset(read: &[PathBuf], scratch: &Path) -> Option<RulesetCreated> {
     match build(read, scratch) {
-        Ok(r) => Some(r),
+        Ok(r) => {
+            ENFORCED.call_once(|| {
+                tracing::info!(
+                    abi = kernel_abi(),
+                    "Landlock confines native environments to their own scratch folder"
+                );
+            });
+            Some(r)
+        }
         Err(e) => {
             UNAVAILABLE.call_once(|| {
                 tracing::warn!(

@@ -145,6 +145,21 @@ impl<T> Scheduler<T> {
         self.pump()
     }
 
+    /// The environment ended the invocation it ran (answered, failed, or handed it back):
+    /// it is idle again, even before it asks for more, so that its tenant's next call finds
+    /// it warm. What is assigned to it waits in its mailbox until it asks.
+    pub fn finished(&mut self, env: EnvId) -> Vec<Action> {
+        match self.envs.get_mut(env) {
+            Some(e) if e.state == EnvState::Busy => {
+                e.state = EnvState::Idle;
+                let tenant = e.tenant.clone();
+                self.release(tenant.as_ref());
+                self.pump()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The invocation waiting for `env`, unless it must be reset first. The environment is
     /// busy from then on.
     pub fn take(&mut self, env: EnvId) -> Option<T> {

@@ -48,6 +48,7 @@ pub struct WasmFunction {
     pre: InstancePre<Guest>,
     /// Kept to reach the unmetered WASI writes that `/tmp`'s cap wraps.
     linker: Linker<Guest>,
+    relay: tmp::Relay,
     tmp_limit: usize,
     pub kind: GuestKind,
     isolation: Isolation,
@@ -117,6 +118,7 @@ impl WasmFunction {
         );
         Ok(WasmFunction {
             pre,
+            relay: tmp::Relay::new(&engine)?,
             linker,
             tmp_limit: settings.tmp_limit,
             kind,
@@ -271,6 +273,7 @@ impl WasmFunction {
     async fn call(&self, store: &mut Store<Guest>) -> Ended {
         let result = async {
             let instance = self.pre.instantiate_async(&mut *store).await?;
+            self.relay.attach(&self.linker, store, &instance).await?;
             let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
             start.call_async(&mut *store, ()).await
         }
@@ -348,7 +351,7 @@ impl WasmFunction {
             wasi: b.build_p1(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_limit)
-                .instances(1)
+                .instances(2)
                 .build(),
             shared: self.shared.clone(),
             runner,
@@ -366,7 +369,7 @@ impl WasmFunction {
             Some(s) => s.clone(),
             None => Arc::new(Scratch::create(&format!("wasm-{runner}-fallback"))?),
         };
-        tmp::install(&self.linker, &mut store, meter, self.tmp_limit)?;
+        tmp::install(&mut store, meter, self.tmp_limit);
         store.limiter(|g| &mut g.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| match ctx.data().deadline() {
@@ -409,10 +412,12 @@ fn engine(slots: u32, memory_limit: usize, perf_map: bool) -> anyhow::Result<Eng
     let mut pool = PoolingAllocationConfig::new();
     let page = 64 * 1024;
     let max_memory = memory_limit.div_ceil(page) * page;
-    pool.total_core_instances(slots)
+    // Each guest has a /tmp relay beside it (an instance with no memory of its own), and a
+    // relayed write runs on a second stack (invoker/wasm/tmp.rs).
+    pool.total_core_instances(slots * 2)
         .total_memories(slots)
         .total_tables(slots)
-        .total_stacks(slots)
+        .total_stacks(slots * 2)
         .max_memory_size(max_memory)
         .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(64 * 1024)

@@ -3,23 +3,42 @@
 //! writes: `fd_write` and `fd_pwrite` on any file (not stdin/stdout/stderr) are checked
 //! against the folder's usage on disk before they run, and fail with ENOSPC past the cap.
 //! The only writable preopen is `/tmp`, so every file write lands there; the host's disk is
-//! never filled beyond the cap. The unmetered originals stay linked under [`ORIGINAL`], where
-//! no guest import can reach them (the module has been linked by then).
+//! never filled beyond the cap.
+//!
+//! The metered imports hand an allowed write to WASI's own, which stay linked under
+//! [`ORIGINAL`]. WASI's functions find the guest's memory through their caller, so they are
+//! called through a two-function relay module instantiated beside the guest on its memory
+//! ([`RELAY`]), not straight from the host.
 
 use std::sync::Arc;
 
-use wasmtime::{Caller, Linker, Store, TypedFunc};
+use wasmtime::{Caller, Engine, Extern, Instance, Linker, Module, Store, TypedFunc};
 
 use super::abi::Guest;
 use crate::tenancy::scratch::Scratch;
 
-/// Where the unmetered WASI functions stay linked, for the metered ones to call.
+/// Where the unmetered WASI functions stay linked, for the relay to call.
 const ORIGINAL: &str = "aws_custom_runtime_unmetered";
 const WASI: &str = "wasi_snapshot_preview1";
 /// WASI's `errno::nospc`.
 const ENOSPC: i32 = 51;
+/// WASI's `errno::io`: a write that cannot be relayed.
+const EIO: i32 = 29;
 /// The three standard streams, which are pipes, not files.
 const STDIO: i32 = 2;
+
+/// Re-exports the guest's memory and calls WASI's writes on it.
+const RELAY: &str = r#"
+(module
+  (import "guest" "memory" (memory 0))
+  (import "wasi" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+  (export "memory" (memory 0))
+  (func (export "fd_write") (param i32 i32 i32 i32) (result i32)
+    local.get 0 local.get 1 local.get 2 local.get 3 call $write)
+  (func (export "fd_pwrite") (param i32 i32 i32 i64 i32) (result i32)
+    local.get 0 local.get 1 local.get 2 local.get 3 local.get 4 call $pwrite))
+"#;
 
 type Write = TypedFunc<(i32, i32, i32, i32), i32>;
 type PWrite = TypedFunc<(i32, i32, i32, i64, i32), i32>;
@@ -28,8 +47,45 @@ type PWrite = TypedFunc<(i32, i32, i32, i64, i32), i32>;
 pub struct TmpQuota {
     scratch: Arc<Scratch>,
     limit: u64,
-    write: Write,
-    pwrite: PWrite,
+    /// The relay's functions, once the guest is instantiated.
+    relay: Option<(Write, PWrite)>,
+}
+
+/// The compiled relay, made once per function.
+pub struct Relay(Module);
+
+impl Relay {
+    pub fn new(engine: &Engine) -> anyhow::Result<Relay> {
+        let bytes = wat::parse_str(RELAY)?;
+        Ok(Relay(Module::new(engine, bytes)?))
+    }
+
+    /// Instantiates the relay on the memory of the guest `instance`.
+    pub async fn attach(
+        &self,
+        linker: &Linker<Guest>,
+        store: &mut Store<Guest>,
+        instance: &Instance,
+    ) -> wasmtime::Result<()> {
+        let Some(memory) = instance.get_memory(&mut *store, "memory") else {
+            return Ok(()); // WASI cannot run it either; its own error says so.
+        };
+        let original = |store: &mut Store<Guest>, name: &str| -> wasmtime::Result<Extern> {
+            linker
+                .get(&mut *store, ORIGINAL, name)
+                .map_err(|e| wasmtime::format_err!("WASI {name} is not linked: {e}"))
+        };
+        let write = original(store, "fd_write")?;
+        let pwrite = original(store, "fd_pwrite")?;
+        let relay =
+            Instance::new_async(&mut *store, &self.0, &[memory.into(), write, pwrite]).await?;
+        let write = relay.get_typed_func(&mut *store, "fd_write")?;
+        let pwrite = relay.get_typed_func(&mut *store, "fd_pwrite")?;
+        if let Some(q) = store.data_mut().tmp.as_mut() {
+            q.relay = Some((write, pwrite));
+        }
+        Ok(())
+    }
 }
 
 /// Replaces `fd_write` and `fd_pwrite` on `linker` (which already has WASI) with metered
@@ -42,10 +98,9 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
         "fd_write",
         |mut caller: Caller<'_, Guest>, (fd, iovs, n, out): (i32, i32, i32, i32)| {
             Box::new(async move {
-                let Some(q) = caller.data().tmp.as_ref() else {
-                    wasmtime::bail!("no metered /tmp in this store");
+                let Some((write, _)) = relay(&caller) else {
+                    return Ok(EIO);
                 };
-                let write = q.write.clone();
                 if fd > STDIO && over(&mut caller, iovs, n) {
                     return Ok(ENOSPC);
                 }
@@ -58,10 +113,9 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
         "fd_pwrite",
         |mut caller: Caller<'_, Guest>, (fd, iovs, n, offset, out): (i32, i32, i32, i64, i32)| {
             Box::new(async move {
-                let Some(q) = caller.data().tmp.as_ref() else {
-                    wasmtime::bail!("no metered /tmp in this store");
+                let Some((_, pwrite)) = relay(&caller) else {
+                    return Ok(EIO);
                 };
-                let pwrite = q.pwrite.clone();
                 if fd > STDIO && over(&mut caller, iovs, n) {
                     return Ok(ENOSPC);
                 }
@@ -75,29 +129,17 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+fn relay(caller: &Caller<'_, Guest>) -> Option<(Write, PWrite)> {
+    caller.data().tmp.as_ref()?.relay.clone()
+}
+
 /// Meters `store`'s writes against `scratch`, at most `limit` bytes.
-pub fn install(
-    linker: &Linker<Guest>,
-    store: &mut Store<Guest>,
-    scratch: Arc<Scratch>,
-    limit: usize,
-) -> wasmtime::Result<()> {
-    let func = |store: &mut Store<Guest>, name: &str| {
-        linker
-            .get(&mut *store, ORIGINAL, name)
-            .ok()
-            .and_then(|e| e.into_func())
-            .ok_or_else(|| wasmtime::format_err!("WASI {name} is not linked"))
-    };
-    let write = func(store, "fd_write")?.typed(&*store)?;
-    let pwrite = func(store, "fd_pwrite")?.typed(&*store)?;
+pub fn install(store: &mut Store<Guest>, scratch: Arc<Scratch>, limit: usize) {
     store.data_mut().tmp = Some(TmpQuota {
         scratch,
         limit: limit as u64,
-        write,
-        pwrite,
+        relay: None,
     });
-    Ok(())
 }
 
 /// Whether writing the `n` buffers at `iovs` would take `/tmp` past its cap.
