@@ -168,12 +168,12 @@ fn an_environment_never_serves_two_tenants_between_resets() {
                 s.started(e);
             }
         }
-        for e in 0..3 {
+        for (e, served) in served_since_reset.iter_mut().enumerate() {
             if round % 3 == e as u32
                 && let Some(_item) = s.take(e)
             {
                 let bound = s.tenant_of(e).cloned();
-                let seen = served_since_reset[e].get_or_insert(bound.clone().unwrap());
+                let seen = served.get_or_insert(bound.clone().unwrap());
                 assert_eq!(
                     Some(seen.clone()),
                     bound,
