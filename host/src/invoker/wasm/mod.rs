@@ -155,11 +155,11 @@ impl WasmFunction {
     async fn run_loop(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
         let mut backoff = Duration::ZERO;
-        let scratch = scratch(runner);
+        let scratch = tmp::scratch(runner);
         while !stop.is_cancelled() {
             let started = Instant::now();
             // A new instance is a new environment: an empty /tmp.
-            clear(&scratch, runner);
+            tmp::clear(&scratch, runner);
             dispatcher.env_started(runner);
             let mut store = match self.store(runner, Mode::Loop(None), &scratch) {
                 Ok(s) => s,
@@ -207,15 +207,15 @@ impl WasmFunction {
     /// A fresh instance for every invocation.
     async fn run_fresh(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
-        let scratch = scratch(runner);
-        clear(&scratch, runner);
+        let scratch = tmp::scratch(runner);
+        tmp::clear(&scratch, runner);
         dispatcher.env_started(runner);
         loop {
             let inv = tokio::select! {
                 inv = dispatcher.next(runner) => inv,
                 // Between invocations the environment is only its /tmp.
                 _ = dispatcher.switch_signal(runner) => {
-                    clear(&scratch, runner);
+                    tmp::clear(&scratch, runner);
                     self.metrics.envs.reset(crate::tenancy::stats::ResetCause::TenantSwitch);
                     tracing::info!(instance = runner, "{}", Ended::Switched.describe());
                     dispatcher.env_started(runner);
@@ -224,7 +224,7 @@ impl WasmFunction {
                 _ = stop.cancelled() => return,
             };
             if self.isolation == Isolation::Invocation {
-                clear(&scratch, runner);
+                tmp::clear(&scratch, runner);
             }
             let id = inv.id.clone();
             let mode = match self.kind {
@@ -377,26 +377,6 @@ impl WasmFunction {
             _ => Ok(UpdateDeadline::Yield(1)),
         });
         Ok(store)
-    }
-}
-
-/// The scratch folder (`/tmp`) of instance slot `runner`; `None`, logged, when the host
-/// cannot make one.
-fn scratch(runner: RunnerId) -> Option<Arc<Scratch>> {
-    match Scratch::create(&format!("wasm-{runner}")) {
-        Ok(s) => Some(Arc::new(s)),
-        Err(e) => {
-            tracing::error!(instance = runner, "no /tmp for this instance slot: {e}");
-            None
-        }
-    }
-}
-
-fn clear(scratch: &Option<Arc<Scratch>>, runner: RunnerId) {
-    if let Some(s) = scratch
-        && let Err(e) = s.clear()
-    {
-        tracing::error!(instance = runner, "cannot empty /tmp: {e}");
     }
 }
 

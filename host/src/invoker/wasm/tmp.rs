@@ -15,6 +15,7 @@ use std::sync::Arc;
 use wasmtime::{Caller, Engine, Extern, Instance, Linker, Module, Store, TypedFunc};
 
 use super::abi::Guest;
+use crate::dispatch::RunnerId;
 use crate::tenancy::scratch::Scratch;
 
 /// Where the unmetered WASI functions stay linked, for the relay to call.
@@ -140,6 +141,26 @@ pub fn install(store: &mut Store<Guest>, scratch: Arc<Scratch>, limit: usize) {
         limit: limit as u64,
         relay: None,
     });
+}
+
+/// The scratch folder (`/tmp`) of instance slot `runner`; `None`, logged, when the host
+/// cannot make one.
+pub fn scratch(runner: RunnerId) -> Option<Arc<Scratch>> {
+    match Scratch::create(&format!("wasm-{runner}")) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::error!(instance = runner, "no /tmp for this instance slot: {e}");
+            None
+        }
+    }
+}
+
+pub fn clear(scratch: &Option<Arc<Scratch>>, runner: RunnerId) {
+    if let Some(s) = scratch
+        && let Err(e) = s.clear()
+    {
+        tracing::error!(instance = runner, "cannot empty /tmp: {e}");
+    }
 }
 
 /// Whether writing the `n` buffers at `iovs` would take `/tmp` past its cap.
