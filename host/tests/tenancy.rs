@@ -232,3 +232,34 @@ async fn a_crash_resets_the_environment_and_its_scratch() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_deadline_resets_only_that_environment_and_its_tenant_goes_on() {
+    for (kind, stuck) in [
+        ("lambda_runtime", json!({"op": "sleep", "ms": 20_000})),
+        ("wasm-sdk", json!({"op": "spin"})),
+    ] {
+        let dir = function(kind);
+        let host = start(&dir, &[("INVOKER_COUNT", "2"), ("FUNCTION_TTL", "1s")]);
+        assert_one_tenant(&remember(&host, "steady").await, "steady");
+        let (status, body, _) = invoke(&host, Some("stuck"), &stuck).await;
+        assert_eq!(status, 504, "{kind}: {body}");
+        // The other tenant's warm environment was not touched.
+        let body = remember(&host, "steady").await;
+        assert_eq!(remembered(&body, "memory").len(), 2, "{kind}: {body}");
+        // The stuck tenant is served again, by a reset environment.
+        let body = remember(&host, "stuck").await;
+        assert_one_tenant(&body, "stuck");
+        assert_eq!(remembered(&body, "tmp").len(), 1, "{kind}: {body}");
+        let metrics = host
+            .client
+            .get(host.metrics_url())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(counter(&metrics, "cause=\"deadline\"}") >= 1, "{kind}:\n{metrics}");
+    }
+}
