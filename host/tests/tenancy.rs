@@ -260,6 +260,9 @@ async fn a_deadline_resets_only_that_environment_and_its_tenant_goes_on() {
             .text()
             .await
             .unwrap();
-        assert!(counter(&metrics, "cause=\"deadline\"}") >= 1, "{kind}:\n{metrics}");
+        assert!(
+            counter(&metrics, "cause=\"deadline\"}") >= 1,
+            "{kind}:\n{metrics}"
+        );
     }
 }
