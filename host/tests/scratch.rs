@@ -37,6 +37,21 @@ async fn a_native_environment_cannot_read_another_environments_scratch() {
     assert_eq!(own["text"], "secret of alice");
     let (_, other, _) = invoke(&host, Some("mallory"), &read).await;
     assert_eq!(other["ok"], false, "mallory read alice's scratch: {other}");
+    // Signals across environments: refused where the kernel has Landlock scopes (ABI 6).
+    let pid = remember(&host, "alice").await["pid"].clone();
+    let signal = json!({"op": "signal", "pid": pid});
+    let (_, own, _) = invoke(&host, Some("alice"), &signal).await;
+    assert_eq!(own["ok"], true, "alice signals herself: {own}");
+    let (_, other, _) = invoke(&host, Some("mallory"), &signal).await;
+    let abi = aws_custom_runtime::tenancy::confine::kernel_abi().unwrap_or(0);
+    if abi >= 6 {
+        assert_eq!(
+            other["ok"], false,
+            "mallory signalled alice's bootstrap: {other}"
+        );
+    } else {
+        eprintln!("Landlock ABI {abi} has no signal scope: cross-environment signals not checked");
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Landlock confinement of a native execution environment: its processes may read (and
 //! execute) the function's folder and the system's libraries and tools, and write only
-//! their own scratch folder and the harmless devices. All environments run as the host's
+//! their own scratch folder and the harmless devices; where the kernel has Landlock scopes
+//! they may not signal, nor reach the abstract sockets of, processes outside it (Landlock
+//! also refuses them `ptrace` of those, so `/proc/PID/mem` of another environment). All environments run as the host's
 //! user, so without it one tenant's process could read another's scratch. The ruleset is
 //! built in the host, before the fork; the child only applies it (two system calls, safe
 //! between fork and exec). Where the kernel has no Landlock, that is logged once and the
@@ -11,7 +13,7 @@ use std::sync::Once;
 
 use landlock::{
     ABI, Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
-    RulesetCreatedAttr, RulesetError,
+    RulesetCreatedAttr, RulesetError, Scope,
 };
 
 /// The ABI asked for: file access rights of Linux 5.19 (refer) and 6.2 (truncate); older
@@ -75,8 +77,11 @@ fn build(read: &[PathBuf], scratch: &Path) -> Result<RulesetCreated, String> {
     }
     let all = AccessFs::from_all(WANTED);
     let read_only = AccessFs::from_read(WANTED);
+    // Signals to and abstract sockets of processes outside the environment (another
+    // environment's, the host's) are refused too where the kernel can (Linux 6.12).
     let mut created = Ruleset::default()
         .handle_access(all)
+        .and_then(|r| r.scope(Scope::from_all(ABI::V6)))
         .and_then(Ruleset::create)
         .map_err(|e: RulesetError| e.to_string())?;
     let system = SYSTEM_READ.iter().map(PathBuf::from);
