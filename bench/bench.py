@@ -240,12 +240,13 @@ class Setup:
 
 # ---- load -----------------------------------------------------------------------------
 
-def run_wrk(server, conns, duration, body_file=None):
+def run_wrk(server, conns, duration, body_file=None, tenants=None):
     """One closed-loop wrk run; returns its numbers and the server's RSS and CPU."""
     threads = min(2, conns)
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--timeout", "10s",
            "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{server.port}/"]
-    env = dict(os.environ, BENCH_BODY_FILE=str(body_file or ""))
+    env = dict(os.environ, BENCH_BODY_FILE=str(body_file or ""),
+               BENCH_TENANTS=str(tenants or ""))
     pids = tree(server.proc.pid)
     cpu0, cpu0_host = cpu_ticks(pids), cpu_ticks([server.proc.pid])
     with RssSampler(server.proc.pid) as rss:
@@ -321,6 +322,111 @@ def cold_starts(setup, repeats):
                 s.stop()
     return {k: {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v),
                 "samples_ms": v} for k, v in out.items()}
+
+
+# ---- tenant isolation -----------------------------------------------------------------
+
+def post_tenant(port, tenant, timeout=10.0):
+    """One timed POST naming `tenant`; (status, milliseconds)."""
+    body = SMALL_BODY
+    began = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                  b"X-Amz-Tenant-Id: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                  % (tenant.encode(), len(body), body))
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1]), (time.perf_counter() - began) * 1000
+
+
+def warm_ratio(metrics_port):
+    """The host's warm-hit ratio, from its metrics."""
+    with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith("aws_custom_runtime_env_warm_hit_ratio{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def tenancy(setup, duration, switches):
+    """TENANT_ISOLATION_MODE=PER_TENANT: the cost of a tenant switch (native: a bootstrap
+    restart; WASI: a fresh instance) next to a warm call, and throughput at c=64 with 1
+    tenant and with 100 tenants round-robin, with the warm-hit ratio of each run."""
+    out, failures = {}, []
+    for kind in ("native", "wasm-loop"):
+        for name, invokers, tenants in (("switch", "1", None), ("1-tenant", "4", 1),
+                                        ("100-tenants", "4", 100)):
+            metrics_port = free_port()
+            env = dict(setup.base_env, INVOKER_COUNT=invokers, TENANT_ISOLATION_MODE="PER_TENANT",
+                       METRICS_PROMETHEUS_PORT=str(metrics_port), WASM_CACHE_DIR=str(setup.cache),
+                       LAMBDA_TASK_ROOT=str(setup.fn["native" if kind == "native" else "wasm-echo"]))
+            server = Server(f"{kind}-{name}", [str(setup.host)], env, setup.logs)
+            try:
+                deadline = time.perf_counter() + 60
+                while post_ready(server.port) is None:
+                    if time.perf_counter() > deadline or not server.alive():
+                        raise RuntimeError(f"{kind} not ready:\n{server.log_tail()}")
+                    time.sleep(0.01)
+                if tenants is None:
+                    warm, switch = [], []
+                    for i in range(switches):
+                        for tenant, into in (("a", switch), ("a", warm), ("b", switch),
+                                             ("b", warm)):
+                            status, ms = post_tenant(server.port, tenant)
+                            if status != 200:
+                                raise RuntimeError(f"{kind} switch: status {status}")
+                            into.append(ms)
+                    r = {"warm_ms": statistics.median(warm),
+                         "switch_ms": statistics.median(switch)}
+                    log(f"  {kind:10} tenant switch {r['switch_ms']:.2f} ms, "
+                        f"warm call {r['warm_ms']:.2f} ms")
+                else:
+                    r = run_wrk(server, 64, duration, tenants=tenants)
+                    r = {"rps": r["rps"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
+                         "errors": r["errors"]}
+                    log(f"  {kind:10} {name:12} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:.3f} ms"
+                        f"  errors {r['errors']}")
+                    if r["errors"]:
+                        failures.append(f"tenancy {kind} {name}: {r['errors']} errors")
+                r["warm_hit_ratio"] = warm_ratio(metrics_port)
+                out[f"{kind} {name}"] = r
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                failures.append(f"tenancy {kind} {name}: {e}")
+                log(f"  tenancy {kind} {name} FAILED: {e}")
+            finally:
+                server.stop()
+    return out, failures
+
+
+def post_ready(port):
+    """A tenant's call succeeds: the host is ready."""
+    try:
+        status, _ = post_tenant(port, "ready", timeout=2)
+        return status if status == 200 else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def tenancy_markdown(results, reference_rps):
+    lines = ["", "Tenant isolation (PER_TENANT): switch = a call that resets an environment "
+             "for another tenant; c=64 with 1 tenant and 100 tenants round-robin", "",
+             "| run | req/s (ratio to reference c=64) | p50 ms | switch ms | warm ms | warm hits |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        rps = r.get("rps")
+        ratio = f" ({rps / reference_rps:.2f})" if rps and reference_rps else ""
+        cell = lambda k, f="{:.2f}": f.format(r[k]) if r.get(k) is not None else "–"
+        lines.append(f"| {name} | {cell('rps', '{:.0f}')}{ratio} | {cell('p50_ms')} | "
+                     f"{cell('switch_ms')} | {cell('warm_ms')} | {cell('warm_hit_ratio')} |")
+    return "\n".join(lines)
 
 
 # ---- report ---------------------------------------------------------------------------
@@ -448,6 +554,10 @@ def main():
                     failures.append(f"{scenario} (round {i + 1}): {e}")
                     log(f"  {scenario} FAILED: {e}")
             rounds.append(result)
+        log("tenant isolation")
+        tenancy_results, tenancy_failures = tenancy(setup, args.duration,
+                                                    2 if args.smoke else 20)
+        failures += tenancy_failures
         log("cold starts")
         try:
             cold = cold_starts(setup, args.cold_repeats)
@@ -472,6 +582,10 @@ def main():
                 continue
             failed += 1
     report = markdown(table, cold, targets)
+    reference_rps = table.get("reference", {}).get("c64", {}).get("rps")
+    report += "\n" + tenancy_markdown(tenancy_results, reference_rps)
+    checks += 1
+    failed += int(bool(tenancy_failures))
     print(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -481,6 +595,7 @@ def main():
         "profile": args.profile, "rounds": args.rounds, "duration_s": args.duration,
         "elapsed_s": time.time() - began, "summary": table, "cold_start": cold,
         "targets": targets, "runs": rounds, "failures": failures,
+        "tenancy": tenancy_results,
     }, indent=1) + "\n")
     log(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
         f"in {time.time() - began:.0f} s")

@@ -12,6 +12,18 @@ if path and path ~= "" then
   f:close()
 end
 
+-- BENCH_TENANTS=N: every request names one of N tenants (X-Amz-Tenant-Id), round-robin.
+local tenants = tonumber(os.getenv("BENCH_TENANTS") or "")
+if tenants and tenants > 0 then
+  local n = 0
+  function request()
+    n = n + 1
+    local headers = { ["Content-Type"] = "application/json",
+                      ["X-Amz-Tenant-Id"] = "tenant-" .. (n % tenants) }
+    return wrk.format("POST", "/", headers, wrk.body)
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

@@ -106,8 +106,8 @@ pub struct Context {
     pub client_context: Option<ClientContext>,
     /// The Cognito identity of the caller, if any.
     pub identity: Option<CognitoIdentity>,
-    /// The tenant id of the invocation. ABI v1 does not carry one, so this is `None` unless
-    /// the host adds a `tenant_id` key to the context.
+    /// The tenant id of the invocation (the host's `TENANT_ISOLATION_MODE=PER_TENANT`);
+    /// `None` without tenant isolation.
     pub tenant_id: Option<String>,
     /// The content type of the event, when the caller gave one.
     pub content_type: Option<String>,

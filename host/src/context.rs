@@ -28,6 +28,8 @@ pub struct Context<'a> {
     /// Raw JSON text, as the caller sent it.
     cognito_identity: Option<&'a str>,
     content_type: &'a str,
+    /// The caller's tenant (tenant isolation); `null` without it.
+    tenant_id: Option<&'a str>,
 }
 
 impl<'a> Context<'a> {
@@ -42,6 +44,7 @@ impl<'a> Context<'a> {
             client_context: usable(&e.client_context),
             cognito_identity: usable(&e.cognito_identity),
             content_type: usable(&e.content_type).unwrap_or(DEFAULT_CONTENT_TYPE),
+            tenant_id: e.tenant_id.as_ref().map(|t| t.as_str()),
         }
     }
 
@@ -70,6 +73,9 @@ impl<'a> Context<'a> {
                 HeaderName::from_static("lambda-runtime-cognito-identity"),
                 c,
             );
+        }
+        if let Some(t) = self.tenant_id {
+            put(HeaderName::from_static("lambda-runtime-aws-tenant-id"), t);
         }
         put(header::CONTENT_TYPE, self.content_type);
         h.insert(
@@ -112,6 +118,9 @@ impl<'a> Context<'a> {
         }
         if let Some(c) = self.cognito_identity {
             env.push(("AWS_LAMBDA_COGNITO_IDENTITY", c.to_owned()));
+        }
+        if let Some(t) = self.tenant_id {
+            env.push(("AWS_LAMBDA_TENANT_ID", t.to_owned()));
         }
         env
     }

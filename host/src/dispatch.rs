@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
+mod tenant;
 mod types;
 
 pub use self::types::*;
@@ -52,6 +53,8 @@ pub struct Dispatcher {
     resets: Box<[Notify]>,
     gates: Box<[watch::Sender<Gate>]>,
     ready: watch::Sender<bool>,
+    /// Per-tenant queues and environments (`TENANT_ISOLATION_MODE=PER_TENANT`).
+    tenancy: Option<tenant::Tenancy>,
 }
 
 /// How many more invocations a runner may take and how many it took. A runner whose
@@ -92,7 +95,21 @@ impl Dispatcher {
                 .map(|_| watch::channel(Gate::default()).0)
                 .collect(),
             ready: watch::channel(false).0,
+            tenancy: None,
         })
+    }
+
+    /// A dispatcher whose runners are execution environments bound to tenants by `policy`.
+    pub fn with_tenancy(
+        runners: usize,
+        queue_size: usize,
+        policy: &crate::tenancy::Policy,
+        stats: Arc<crate::tenancy::stats::Stats>,
+    ) -> Arc<Dispatcher> {
+        let mut d = Arc::into_inner(Dispatcher::new(runners, queue_size))
+            .unwrap_or_else(|| unreachable!("a new dispatcher has one owner"));
+        d.tenancy = Some(tenant::Tenancy::new(runners, policy, stats));
+        Arc::new(d)
     }
 
     /// Reserves room for one invocation, or says the host is overloaded.
@@ -138,6 +155,9 @@ impl Dispatcher {
     /// already been answered or has hung up (they are withdrawn, never delivered). Cancel-safe.
     pub async fn next(&self, runner: RunnerId) -> Invocation {
         self.ready.send_if_modified(|r| !std::mem::replace(r, true));
+        if let Some(t) = &self.tenancy {
+            return self.next_for_tenant(t, runner).await;
+        }
         let gate = self.gate_of(runner);
         let mut open = gate.subscribe();
         loop {
@@ -184,6 +204,7 @@ impl Dispatcher {
         let entry = self.lock().remove(id).ok_or(InvalidRequestId)?;
         // The caller may have gone away; the outcome then has nobody to reach.
         let _ = entry.reply.send(outcome);
+        self.finished(entry.runner);
         Ok(())
     }
 
@@ -197,6 +218,7 @@ impl Dispatcher {
     ) -> Result<(), InvalidRequestId> {
         let entry = self.take_held(runner, id).ok_or(InvalidRequestId)?;
         let _ = entry.reply.send(outcome);
+        self.finished(runner);
         Ok(())
     }
 
@@ -220,6 +242,7 @@ impl Dispatcher {
         let Some(InFlight { reply, ttl, .. }) = self.take_held(runner, &invocation.id) else {
             return false;
         };
+        self.finished(runner);
         self.push(Queued {
             invocation,
             reply,
@@ -249,7 +272,15 @@ impl Dispatcher {
         for f in failed {
             let _ = f.reply.send(Outcome::Failed(error.clone()));
         }
+        self.finished(runner);
         n
+    }
+
+    /// Tells the tenant scheduler that `runner` ended what it held.
+    fn finished(&self, runner: RunnerId) {
+        if let Some(t) = &self.tenancy {
+            t.finished(runner);
+        }
     }
 
     /// Signalled when a runner must be reset (an invocation it held passed its deadline).
@@ -286,6 +317,9 @@ impl Dispatcher {
     /// Puts `queued` at the end of the queue. The channel is unbounded, admission bounds
     /// it; it closes only with the dispatcher.
     fn push(&self, queued: Queued) {
+        if let Some(t) = &self.tenancy {
+            return t.push(queued);
+        }
         if let Err(e) = self.tx.try_send(queued) {
             let _ = e
                 .into_inner()
@@ -301,7 +335,7 @@ impl Dispatcher {
 
     /// Invocations waiting for a runner.
     pub fn queued(&self) -> usize {
-        self.rx.len()
+        self.rx.len() + self.tenancy.as_ref().map_or(0, |t| t.queued())
     }
 
     /// Invocations a runner holds.

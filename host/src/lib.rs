@@ -24,6 +24,7 @@ pub mod reply;
 pub mod runtime_api;
 pub mod serve;
 pub mod sink;
+pub mod tenancy;
 pub mod wrapper;
 
 use std::future::Future;
@@ -124,8 +125,16 @@ pub async fn run(
         write_addresses(path, &addresses)?;
     }
     let runners = config.invoker_count.max(1);
-    let dispatcher = Dispatcher::new(runners, config.queue_size);
     let metrics = Arc::new(Metrics::new(&config.metric_labels));
+    let dispatcher = match config.tenancy.mode {
+        tenancy::TenancyMode::None => Dispatcher::new(runners, config.queue_size),
+        tenancy::TenancyMode::PerTenant => Dispatcher::with_tenancy(
+            runners,
+            config.queue_size,
+            &config.tenancy,
+            metrics.envs.clone(),
+        ),
+    };
     let api_stop = CancellationToken::new();
     if let Some(listener) = metrics_listener {
         serve_metrics(

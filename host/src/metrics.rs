@@ -58,6 +58,8 @@ pub struct Metrics {
     pub bootstrap_restarts: AtomicU64,
     pub wasm_instance_starts: AtomicU64,
     pub deadlines: AtomicU64,
+    /// Execution environments: resets by cause, tenant switches, warm hits.
+    pub envs: std::sync::Arc<crate::tenancy::stats::Stats>,
 }
 
 impl Metrics {
@@ -79,6 +81,7 @@ impl Metrics {
             bootstrap_restarts: AtomicU64::new(0),
             wasm_instance_starts: AtomicU64::new(0),
             deadlines: AtomicU64::new(0),
+            envs: Default::default(),
         }
     }
 
@@ -254,6 +257,7 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{base}}} {v}"
             );
         }
+        self.envs.render(base, &mut out, escape);
         out
     }
 }

@@ -34,6 +34,8 @@ pub struct Public {
     pub wrapper: Wrapper,
     pub sink: Option<Sink>,
     pub metrics: Arc<Metrics>,
+    /// Where the tenant id comes from and whether one is expected.
+    pub tenancy: crate::tenancy::Policy,
 }
 
 /// The labels of a request that is not a CloudEvent, as the Go runtime names them.
@@ -51,6 +53,7 @@ impl Public {
             wrapper: config.wrapper.clone(),
             sink: config.sink.clone(),
             metrics,
+            tenancy: config.tenancy.clone(),
         }
     }
 
@@ -78,6 +81,10 @@ impl Public {
             );
             reply.map(Served::from)
         };
+        let tenant = match self.tenancy.tenant_of(&parts.headers) {
+            Ok(t) => t,
+            Err(e) => return host_error(e.into_reply()),
+        };
         let admission = match self.dispatcher.admit() {
             Ok(a) => a,
             Err(e) => return host_error(e.into_reply()),
@@ -87,10 +94,11 @@ impl Public {
             Err(e) => return host_error(e.into_reply()),
         };
         let peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
-        let decoded = match self.wrapper.decode(&parts, body, peer) {
+        let mut decoded = match self.wrapper.decode(&parts, body, peer) {
             Ok(d) => d,
             Err(e) => return host_error(e.into_reply()),
         };
+        decoded.event.tenant_id = tenant;
         let ticket = self
             .dispatcher
             .enqueue(admission, decoded.event, self.function_ttl);

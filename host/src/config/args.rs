@@ -13,6 +13,7 @@ use super::format::FormatArgs;
 use super::function::FunctionArgs;
 use super::lambda_env::LambdaEnvArgs;
 use super::parse::{self, Blank, PortOrOff};
+use super::tenancy::TenancyArgs;
 use super::wasm::WasmArgs;
 
 /// Command line and environment of `aws-custom-runtime`. Every flag has an environment
@@ -146,6 +147,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub wasm: WasmArgs,
+
+    #[command(flatten)]
+    pub tenancy: TenancyArgs,
 }
 
 impl Args {

@@ -12,6 +12,7 @@ mod format;
 mod function;
 mod lambda_env;
 mod parse;
+mod tenancy;
 mod wasm;
 
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub use format::{FormatArgs, ResponseFormat};
 pub use function::{FunctionArgs, FunctionInfo};
 pub use lambda_env::LambdaEnvArgs;
 pub use parse::{PortOrOff, parse_go_duration, parse_megabytes, parse_memory};
+pub use tenancy::TenancyArgs;
 pub use wasm::{Isolation, WasmArgs, WasmSettings};
 
 use crate::sink::Sink;
@@ -75,6 +77,8 @@ pub struct Config {
     pub function: FunctionInfo,
     /// Environment given to every bootstrap on top of the host's own (which it inherits).
     pub lambda_env: BTreeMap<String, String>,
+    /// Tenant isolation (`TENANT_ISOLATION_MODE` and its caps).
+    pub tenancy: crate::tenancy::Policy,
 }
 
 /// Why start-up refused the configuration.
@@ -115,6 +119,9 @@ impl Config {
             &args.lambda_env,
         );
         let kind = kind(&args, &task_root, function.memory_mb)?;
+        let tenancy = args
+            .tenancy
+            .policy(args.invoker_count.max(1), args.queue_size as usize)?;
         Ok(Config {
             public_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port)),
             internal_api_port: args.internal_api_port.filter(|p| *p != 0),
@@ -137,6 +144,7 @@ impl Config {
             queue_size: args.queue_size as usize,
             function,
             lambda_env,
+            tenancy,
         })
     }
 }

@@ -482,6 +482,11 @@ const VARIABLES: &[&str] = &[
     "WASM_MEMORY_LIMIT",
     "WASM_CACHE_DIR",
     "WASM_PERF_MAP",
+    "WASM_TMP_LIMIT",
+    "TENANT_ISOLATION_MODE",
+    "TENANT_ID_HEADER",
+    "TENANT_MAX_CONCURRENCY",
+    "TENANT_QUEUE_SHARE",
 ];
 
 #[test]
@@ -519,4 +524,38 @@ fn help_lists_every_variable_with_its_default() {
         silent.is_empty(),
         "--help does not say the default of {silent:?}"
     );
+}
+
+#[test]
+fn tenant_isolation_defaults_follow_the_invokers_and_the_queue() {
+    use crate::tenancy::TenancyMode;
+    let c = config(&[]);
+    assert_eq!(c.tenancy.mode, TenancyMode::None);
+    assert_eq!(c.tenancy.header.as_str(), "x-amz-tenant-id");
+    let c = config(&[
+        "--tenant-isolation-mode=per_tenant",
+        "--queue-size=10",
+        "--tenant-id-header=X-Customer",
+    ]);
+    assert_eq!(c.tenancy.mode, TenancyMode::PerTenant);
+    assert_eq!(c.tenancy.header.as_str(), "x-customer");
+    assert_eq!((c.tenancy.max_concurrency, c.tenancy.queue_share), (1, 5));
+    let c = config(&["--tenant-max-concurrency=7", "--tenant-queue-share=3"]);
+    assert_eq!((c.tenancy.max_concurrency, c.tenancy.queue_share), (7, 3));
+    assert!(parse(&["--tenant-isolation-mode=SOMETIMES"]).is_err());
+    assert!(parse(&["--tenant-max-concurrency=0"]).is_err());
+    assert!(matches!(
+        build(&["--tenant-id-header=bad header"]),
+        Err(ConfigError::Invalid {
+            var: "TENANT_ID_HEADER",
+            ..
+        })
+    ));
+    let c = config(&["--wasm-tmp-limit=2MiB"]);
+    assert!(matches!(c.kind, FunctionKind::Native { .. }));
+    assert_eq!(
+        args(&["--wasm-tmp-limit=2MiB"]).wasm.wasm_tmp_limit,
+        2 << 20
+    );
+    assert_eq!(args(&[]).wasm.wasm_tmp_limit, 64 << 20);
 }

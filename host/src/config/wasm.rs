@@ -23,6 +23,12 @@ pub struct WasmArgs {
           value_parser = parse::parse_memory)]
     pub wasm_memory_limit: Option<usize>,
 
+    /// WASI functions: size cap of each environment's writable /tmp (e.g. 64MiB, 1MB; a bare
+    /// number is MiB); past it writes fail with ENOSPC.
+    #[arg(long, env = "WASM_TMP_LIMIT", value_name = "WASM_TMP_LIMIT", default_value = "64MiB",
+          value_parser = Blank(parse::parse_memory))]
+    pub wasm_tmp_limit: usize,
+
     /// WASI functions: folder of precompiled modules (created private to this user).
     /// Default: aws-custom-runtime-cache in the temp folder; `off` disables the cache.
     #[arg(long, env = "WASM_CACHE_DIR", value_name = "WASM_CACHE_DIR")]
@@ -50,6 +56,8 @@ pub struct WasmSettings {
     pub module: PathBuf,
     pub isolation: Isolation,
     pub memory_limit: usize,
+    /// Size cap of each environment's /tmp (`WASM_TMP_LIMIT`).
+    pub tmp_limit: usize,
     pub cache_dir: Option<PathBuf>,
     pub perf_map: bool,
 }
@@ -66,6 +74,7 @@ impl WasmArgs {
             module,
             isolation: self.wasm_isolation,
             memory_limit: self.wasm_memory_limit.unwrap_or(memory_mb as usize * MIB),
+            tmp_limit: self.wasm_tmp_limit,
             cache_dir,
             perf_map: self.wasm_perf_map,
         }

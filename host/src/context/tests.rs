@@ -26,6 +26,7 @@ fn full() -> Invocation {
         cognito_identity: Some(r#"{"cognitoIdentityId":"i"}"#.into()),
         trace_id: Some(TRACE.into()),
         content_type: Some("text/plain".into()),
+        tenant_id: Some(crate::tenancy::TenantId::parse("tenant a@b").unwrap()),
         ..Default::default()
     })
 }
@@ -55,6 +56,7 @@ fn every_transport_carries_the_whole_context() {
         r#"{"cognitoIdentityId":"i"}"#
     );
     assert_eq!(h["content-type"], "text/plain");
+    assert_eq!(h["lambda-runtime-aws-tenant-id"], "tenant a@b");
 
     assert_eq!(
         json_of(&inv),
@@ -66,6 +68,7 @@ fn every_transport_carries_the_whole_context() {
             "client_context": r#"{"custom":{"a":"b"}}"#,
             "cognito_identity": r#"{"cognitoIdentityId":"i"}"#,
             "content_type": "text/plain",
+            "tenant_id": "tenant a@b",
         })
     );
 
@@ -81,6 +84,7 @@ fn every_transport_carries_the_whole_context() {
         r#"{"cognitoIdentityId":"i"}"#
     );
     assert_eq!(env["AWS_LAMBDA_EVENT_CONTENT_TYPE"], "text/plain");
+    assert_eq!(env["AWS_LAMBDA_TENANT_ID"], "tenant a@b");
 }
 
 #[test]
@@ -91,13 +95,19 @@ fn what_the_caller_did_not_send_is_absent_and_the_content_type_defaults_to_json(
         "lambda-runtime-trace-id",
         "lambda-runtime-client-context",
         "lambda-runtime-cognito-identity",
+        "lambda-runtime-aws-tenant-id",
     ] {
         assert!(!h.contains_key(absent), "{absent}");
     }
     assert_eq!(h["content-type"], DEFAULT_CONTENT_TYPE);
 
     let j = json_of(&inv);
-    for absent in ["trace_id", "client_context", "cognito_identity"] {
+    for absent in [
+        "trace_id",
+        "client_context",
+        "cognito_identity",
+        "tenant_id",
+    ] {
         assert!(j[absent].is_null(), "{absent}: {j}");
     }
     assert_eq!(j["content_type"], DEFAULT_CONTENT_TYPE);

@@ -17,6 +17,8 @@ pub struct Event {
     pub client_context: Option<String>,
     pub cognito_identity: Option<String>,
     pub trace_id: Option<String>,
+    /// The caller's tenant (`TENANT_ISOLATION_MODE=PER_TENANT`).
+    pub tenant_id: Option<crate::tenancy::TenantId>,
 }
 
 /// An invocation handed to a runner.
@@ -62,6 +64,9 @@ pub enum InvocationError {
     HostFailure(String),
     #[error("the host is shutting down")]
     ShuttingDown,
+    /// The tenant already has its share of the queue waiting (`TENANT_QUEUE_SHARE`).
+    #[error("tenant {0:?} has too many invocations pending; retry later")]
+    TenantThrottled(String),
 }
 
 impl InvocationError {
@@ -77,6 +82,7 @@ impl InvocationError {
             InvocationError::InitFailed(_) => "Runtime.InitError",
             InvocationError::HostFailure(_) => "Sandbox.HostFailure",
             InvocationError::ShuttingDown => "ServiceUnavailable",
+            InvocationError::TenantThrottled(_) => "TooManyRequestsException",
         }
     }
 }

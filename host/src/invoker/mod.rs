@@ -3,6 +3,7 @@
 //! both share lives here: how a runner ended and what that means for the invocation it held
 //! ([`Ended`]), the restart backoff, and the splitting of function output into log lines.
 
+mod environment;
 pub mod lines;
 pub mod native;
 mod orphans;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{InvocationError, Outcome, ResponseSize, check_response_size};
 use crate::lambda_error::Diagnostic;
+use crate::tenancy::stats::ResetCause;
 
 /// Longest pause before a runner that keeps failing is started again.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -39,6 +41,8 @@ pub enum Ended {
     Reset,
     /// Drained and replaced (`BOOTSTRAP_MAX_INVOCATIONS`, `BOOTSTRAP_MAX_AGE`).
     Recycled,
+    /// Reset, idle, to serve another tenant (`TENANT_ISOLATION_MODE=PER_TENANT`).
+    Switched,
     /// Stopped with the host.
     Stopped,
     /// The host could not run or watch it (no sandbox, no process status).
@@ -70,6 +74,7 @@ impl Ended {
             Ended::Deadline => "interrupted at the invocation's deadline".into(),
             Ended::Reset => "killed after an invocation passed its deadline".into(),
             Ended::Recycled => "recycled".into(),
+            Ended::Switched => "reset to serve another tenant".into(),
             Ended::Stopped => "stopped with the host".into(),
         }
     }
@@ -87,7 +92,9 @@ impl Ended {
         match (self, ev.init_error) {
             (Ended::Deadline | Ended::Reset, _) => InvocationError::Timeout(ev.function_ttl),
             (Ended::HostFailure(msg), _) => InvocationError::HostFailure(msg.clone()),
-            (Ended::Stopped | Ended::Recycled, _) => InvocationError::RunnerExited(self.describe()),
+            (Ended::Stopped | Ended::Recycled | Ended::Switched, _) => {
+                InvocationError::RunnerExited(self.describe())
+            }
             (_, Some(e)) => {
                 InvocationError::InitFailed(format!("{}: {}", e.error_type, e.error_message))
             }
@@ -98,6 +105,19 @@ impl Ended {
                 InvocationError::RunnerExited(with_stderr(self.describe()))
             }
             (Ended::Trap(msg), None) => InvocationError::Trap(with_stderr(msg.clone())),
+        }
+    }
+
+    /// Why this end resets an execution environment, for the metric; `None` for an end
+    /// that is no reset (a recycle, the host's stop).
+    pub fn reset_cause(&self) -> Option<ResetCause> {
+        match self {
+            Ended::Switched => Some(ResetCause::TenantSwitch),
+            Ended::Deadline | Ended::Reset => Some(ResetCause::Deadline),
+            Ended::Returned | Ended::Exit(_) | Ended::Signal(_) | Ended::Trap(_) => {
+                Some(ResetCause::Crash)
+            }
+            Ended::Recycled | Ended::Stopped | Ended::HostFailure(_) => None,
         }
     }
 

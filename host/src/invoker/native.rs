@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
+use super::environment::Environment;
 use super::lines::{Lines, MAX_LINE};
 use super::{Ended, Evidence, backoff_after, next_backoff, orphans, pause};
 use crate::config::Config;
@@ -86,6 +87,7 @@ pub async fn supervise(
     };
     let mut backoff = Duration::ZERO;
     let mut first = true;
+    let env = Environment::create(runner, &bootstrap, &config, dispatcher.per_tenant());
     while !stop.is_cancelled() {
         if !std::mem::take(&mut first) {
             metrics.bootstrap_restarts.fetch_add(1, Ordering::Relaxed);
@@ -93,7 +95,10 @@ pub async fn supervise(
         dispatcher.allow(runner, recycle.max_invocations);
         let taken_before = dispatcher.gate(runner).borrow().taken;
         let started = Instant::now();
-        let mut child = match spawn(runner, api, &bootstrap, &config) {
+        // A new bootstrap is a new environment: nothing of the last one's scratch survives.
+        env.clear();
+        dispatcher.env_started(runner);
+        let mut child = match spawn(runner, api, &bootstrap, &config, &env) {
             Ok(child) => child,
             Err(e) => {
                 tracing::error!(
@@ -109,7 +114,9 @@ pub async fn supervise(
             }
         };
         let pid = child.id();
-        tracing::info!(bootstrap = runner, pid, "bootstrap started");
+        let tenant = dispatcher.tenant_of(runner);
+        let tenant = tenant.as_ref().map(|t| t.as_str());
+        tracing::info!(bootstrap = runner, pid, tenant, "bootstrap started");
         let ended = watch(runner, &mut child, &dispatcher, recycle, started, &stop).await;
         // Whatever the bootstrap started in its session dies with it.
         signal_group(pid, Signal::SIGKILL);
@@ -121,10 +128,17 @@ pub async fn supervise(
             .unwrap_or(0);
         let served = dispatcher.gate(runner).borrow().taken > taken_before;
         let why = ended.describe();
+        if let Some(cause) = ended.reset_cause() {
+            metrics.envs.reset(cause);
+        }
         match ended {
             Ended::Stopped => break,
+            Ended::Switched => {
+                tracing::info!(bootstrap = runner, tenant, swept, "bootstrap {why}");
+                backoff = Duration::ZERO;
+            }
             Ended::Reset => {
-                tracing::warn!(bootstrap = runner, swept, "bootstrap reset: {why}");
+                tracing::warn!(bootstrap = runner, tenant, swept, "bootstrap reset: {why}");
                 backoff = Duration::ZERO;
             }
             Ended::Recycled => {
@@ -132,7 +146,13 @@ pub async fn supervise(
                 backoff = Duration::ZERO;
             }
             _ => {
-                tracing::warn!(bootstrap = runner, failed, swept, "bootstrap exited: {why}");
+                tracing::warn!(
+                    bootstrap = runner,
+                    tenant,
+                    failed,
+                    swept,
+                    "bootstrap exited: {why}"
+                );
                 backoff = backoff_after(backoff, started.elapsed(), served);
             }
         }
@@ -165,6 +185,7 @@ async fn watch(
         },
         _ = &mut reset => Ended::Reset,
         _ = &mut drained => Ended::Recycled,
+        _ = dispatcher.switch_signal(runner) => Ended::Switched,
         _ = stop.cancelled() => {
             terminate(child, pid).await;
             return Ended::Stopped;
@@ -234,8 +255,10 @@ fn spawn(
     api: SocketAddr,
     bootstrap: &Path,
     config: &Config,
+    env: &Environment,
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(bootstrap);
+    env.prepare(&mut cmd);
     cmd.current_dir(&config.task_root)
         .envs(&config.lambda_env)
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
@@ -245,6 +268,7 @@ fn spawn(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     isolate(&mut cmd);
+    env.confine(&mut cmd);
     let mut child = orphans::spawn_live(|| {
         let child = cmd.spawn()?;
         let pid = child.id();

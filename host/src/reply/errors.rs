@@ -28,12 +28,17 @@ impl IntoReply for Failed<'_> {
             | InvocationError::InitFailed(_)
             | InvocationError::HostFailure(_) => StatusCode::BAD_GATEWAY,
             InvocationError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            InvocationError::TenantThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
         };
-        error(
+        let reply = error(
             status,
             self.error.error_type(),
             &format!("RequestId: {} Error: {}", self.request_id, self.error),
-        )
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return retry_later(reply);
+        }
+        reply
     }
 }
 
@@ -80,6 +85,17 @@ impl IntoReply for ReadError {
                 "too many request bodies are still arriving; retry later",
             )),
         }
+    }
+}
+
+/// 400, as AWS's Invoke API answers a tenant id that is missing, invalid or unexpected.
+impl IntoReply for crate::tenancy::InvalidTenant {
+    fn into_reply(self) -> Reply {
+        error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            &self.0,
+        )
     }
 }
 

@@ -1,6 +1,8 @@
 //! Starts the real `aws-custom-runtime` binary for a test and talks HTTP to it.
 #![allow(dead_code)]
 
+pub mod tenants;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -64,6 +64,8 @@ pub struct Guest {
     pub served: u64,
     pub tag: RequestTag,
     pub stderr: LogStream,
+    /// The metered `/tmp` (set once the store exists).
+    pub tmp: Option<super::tmp::TmpQuota>,
 }
 
 impl Guest {

@@ -8,6 +8,7 @@
 mod abi;
 pub mod cache;
 mod output;
+mod tmp;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use crate::config::{Config, Isolation, WasmSettings};
 use crate::context::Context as LambdaContext;
 use crate::dispatch::{Dispatcher, RunnerId};
 use crate::metrics::Metrics;
+use crate::tenancy::scratch::Scratch;
 use tokio_util::sync::CancellationToken;
 
 /// How often the epoch advances: a guest past its deadline is stopped within this.
@@ -44,6 +46,10 @@ pub enum GuestKind {
 /// A compiled function ready to instantiate.
 pub struct WasmFunction {
     pre: InstancePre<Guest>,
+    /// Kept to reach the unmetered WASI writes that `/tmp`'s cap wraps.
+    linker: Linker<Guest>,
+    relay: tmp::Relay,
+    tmp_limit: usize,
     pub kind: GuestKind,
     isolation: Isolation,
     memory_limit: usize,
@@ -98,6 +104,7 @@ impl WasmFunction {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |g: &mut Guest| &mut g.wasi)?;
         abi::add_to_linker(&mut linker)?;
+        tmp::add_to_linker(&mut linker)?;
         let pre = linker
             .instantiate_pre(&module)
             .map_err(anyhow::Error::from)
@@ -111,6 +118,9 @@ impl WasmFunction {
         );
         Ok(WasmFunction {
             pre,
+            relay: tmp::Relay::new(&engine)?,
+            linker,
+            tmp_limit: settings.tmp_limit,
             kind,
             isolation: settings.isolation,
             memory_limit: settings.memory_limit,
@@ -145,9 +155,13 @@ impl WasmFunction {
     async fn run_loop(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
         let mut backoff = Duration::ZERO;
+        let scratch = tmp::scratch(runner);
         while !stop.is_cancelled() {
             let started = Instant::now();
-            let mut store = match self.store(runner, Mode::Loop(None)) {
+            // A new instance is a new environment: an empty /tmp.
+            tmp::clear(&scratch, runner);
+            dispatcher.env_started(runner);
+            let mut store = match self.store(runner, Mode::Loop(None), &scratch) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(instance = runner, "cannot create a sandbox: {e:#}");
@@ -161,14 +175,25 @@ impl WasmFunction {
             let ended = tokio::select! {
                 ended = self.call(&mut store) => ended,
                 _ = reset(&dispatcher, runner) => Ended::Reset,
+                _ = dispatcher.switch_signal(runner) => Ended::Switched,
                 _ = stop.cancelled() => return,
             };
             let err = self.with_evidence(&store, |ev| ended.failure(ev));
             let failed = dispatcher.fail_runner(runner, err.clone());
             let served = store.data().served > 0;
             drop(store);
+            if let Some(cause) = ended.reset_cause() {
+                self.metrics.envs.reset(cause);
+            }
+            let tenant = dispatcher.tenant_of(runner);
+            let tenant = tenant.as_ref().map(|t| t.as_str());
+            if ended == Ended::Switched {
+                tracing::info!(instance = runner, tenant, "instance {}", ended.describe());
+                continue;
+            }
             tracing::warn!(
                 instance = runner,
+                tenant,
                 failed,
                 "instance ended: {err}; starting a fresh one"
             );
@@ -182,11 +207,25 @@ impl WasmFunction {
     /// A fresh instance for every invocation.
     async fn run_fresh(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
+        let scratch = tmp::scratch(runner);
+        tmp::clear(&scratch, runner);
+        dispatcher.env_started(runner);
         loop {
             let inv = tokio::select! {
                 inv = dispatcher.next(runner) => inv,
+                // Between invocations the environment is only its /tmp.
+                _ = dispatcher.switch_signal(runner) => {
+                    tmp::clear(&scratch, runner);
+                    self.metrics.envs.reset(crate::tenancy::stats::ResetCause::TenantSwitch);
+                    tracing::info!(instance = runner, "{}", Ended::Switched.describe());
+                    dispatcher.env_started(runner);
+                    continue;
+                }
                 _ = stop.cancelled() => return,
             };
+            if self.isolation == Isolation::Invocation {
+                tmp::clear(&scratch, runner);
+            }
             let id = inv.id.clone();
             let mode = match self.kind {
                 GuestKind::Sdk => Mode::Fresh(Fresh::Waiting(inv)),
@@ -196,7 +235,7 @@ impl WasmFunction {
                     stdout: MemoryOutputPipe::new(self.shared.body_limit + 1),
                 },
             };
-            let mut store = match self.store(runner, mode) {
+            let mut store = match self.store(runner, mode, &scratch) {
                 Ok(s) => s,
                 Err(e) => {
                     let ended = Ended::HostFailure(format!("cannot create a sandbox: {e:#}"));
@@ -234,6 +273,7 @@ impl WasmFunction {
     async fn call(&self, store: &mut Store<Guest>) -> Ended {
         let result = async {
             let instance = self.pre.instantiate_async(&mut *store).await?;
+            self.relay.attach(&self.linker, store, &instance).await?;
             let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
             start.call_async(&mut *store, ()).await
         }
@@ -269,7 +309,12 @@ impl WasmFunction {
 
     /// A store with a fresh sandbox. A plain command gets its invocation on stdin and its
     /// context in the environment.
-    fn store(&self, runner: RunnerId, mode: Mode) -> anyhow::Result<Store<Guest>> {
+    fn store(
+        &self,
+        runner: RunnerId,
+        mode: Mode,
+        scratch: &Option<Arc<Scratch>>,
+    ) -> anyhow::Result<Store<Guest>> {
         self.metrics
             .wasm_instance_starts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -286,6 +331,12 @@ impl WasmFunction {
         b.preopened_dir(&self.task_root, &self.task_root_guest, FsPerms::ReadOnly)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open {}", self.task_root.display()))?;
+        if let Some(s) = scratch {
+            b.preopened_dir(s.path(), "/tmp", FsPerms::ReadWrite)
+                .map_err(anyhow::Error::from)
+                .context("cannot open the scratch folder as /tmp")?;
+            b.env("TMPDIR", "/tmp");
+        }
         if let Mode::Stdio { invocation, stdout } = &mode {
             b.stdin(MemoryInputPipe::new(invocation.event.body.clone()))
                 .stdout(stdout.clone());
@@ -300,7 +351,7 @@ impl WasmFunction {
             wasi: b.build_p1(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_limit)
-                .instances(1)
+                .instances(2)
                 .build(),
             shared: self.shared.clone(),
             runner,
@@ -309,8 +360,16 @@ impl WasmFunction {
             served: 0,
             tag,
             stderr,
+            tmp: None,
         };
         let mut store = Store::new(self.pre.module().engine(), guest);
+        // Without a scratch folder the writes are still metered (against nothing on disk):
+        // the wrapped imports need their originals.
+        let meter = match scratch {
+            Some(s) => s.clone(),
+            None => Arc::new(Scratch::create(&format!("wasm-{runner}-fallback"))?),
+        };
+        tmp::install(&mut store, meter, self.tmp_limit);
         store.limiter(|g| &mut g.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| match ctx.data().deadline() {
@@ -333,10 +392,12 @@ fn engine(slots: u32, memory_limit: usize, perf_map: bool) -> anyhow::Result<Eng
     let mut pool = PoolingAllocationConfig::new();
     let page = 64 * 1024;
     let max_memory = memory_limit.div_ceil(page) * page;
-    pool.total_core_instances(slots)
+    // Each guest has a /tmp relay beside it (an instance with no memory of its own), and a
+    // relayed write runs on a second stack (invoker/wasm/tmp.rs).
+    pool.total_core_instances(slots * 2)
         .total_memories(slots)
         .total_tables(slots)
-        .total_stacks(slots)
+        .total_stacks(slots * 2)
         .max_memory_size(max_memory)
         .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(64 * 1024)

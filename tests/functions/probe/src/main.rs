@@ -37,6 +37,7 @@ async fn parity_op(op: &str, payload: &Value, ctx: &Context) -> Result<Value, Di
             json!({ "slept_ms": number("ms") })
         }
         "crash" => std::process::exit(3),
+        "remember" => remember(ctx.tenant_id.as_deref().unwrap_or("")),
         "big" => Value::String("x".repeat(number("bytes") as usize)),
         "context" => json!({
             "request_id": ctx.request_id,
@@ -47,6 +48,31 @@ async fn parity_op(op: &str, payload: &Value, ctx: &Context) -> Result<Value, Di
         }),
         other => return Err(failure("UnknownOp", &format!("unknown op {other:?}"))),
     })
+}
+
+/// Tenants this process served: in its memory, and in `$TMPDIR/tenants`.
+static SERVED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Records `tenant` in memory and in the scratch folder, and answers what both remember
+/// (tenant isolation tests: an environment must never remember two tenants).
+fn remember(tenant: &str) -> Value {
+    use std::io::Write;
+    let memory = {
+        let mut served = SERVED.lock().unwrap_or_else(|e| e.into_inner());
+        served.push(tenant.to_owned());
+        served.clone()
+    };
+    let path = std::env::temp_dir().join("tenants");
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{tenant}"));
+    let tmp = match appended.and_then(|()| std::fs::read_to_string(&path)) {
+        Ok(text) => json!(text.lines().collect::<Vec<_>>()),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    json!({ "tenant": tenant, "memory": memory, "tmp": tmp, "pid": std::process::id() })
 }
 
 fn failure(error_type: &str, message: &str) -> Diagnostic {

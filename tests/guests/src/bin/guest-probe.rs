@@ -29,6 +29,8 @@ fn probe(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         "echo" => json!({ "payload": payload.get("data").cloned().unwrap_or(Value::Null) }),
         "context" => describe(&context),
         "count" => json!({ "count": COUNT.fetch_add(1, Ordering::Relaxed) + 1 }),
+        "remember" => remember(context.tenant_id.as_deref().unwrap_or("")),
+        "fill" => fill(number("bytes")),
         "error" => return Err(failure("ProbeFailure", text("message"))),
         "crash" => std::process::exit(3),
         "big" => Value::String("x".repeat(usize::try_from(number("bytes")).unwrap_or(0))),
@@ -81,6 +83,56 @@ fn describe(context: &Context) -> Value {
         "trace_id": context.xray_trace_id,
         "client_custom": context.client_context.as_ref().map(|c| &c.custom),
     })
+}
+
+/// Tenants this instance served: in its memory, and in `/tmp/tenants`.
+static SERVED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Records `tenant` in memory and in `/tmp`, and answers what both remember (tenant
+/// isolation tests: an environment must never remember two tenants).
+fn remember(tenant: &str) -> Value {
+    let memory = {
+        let mut served = SERVED.lock().unwrap_or_else(|e| e.into_inner());
+        served.push(tenant.to_owned());
+        served.clone()
+    };
+    let tmp = remember_in_tmp(tenant);
+    json!({ "tenant": tenant, "memory": memory, "tmp": tmp })
+}
+
+fn remember_in_tmp(tenant: &str) -> Value {
+    use std::io::Write;
+    let path = "/tmp/tenants";
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{tenant}"));
+    match appended.and_then(|()| std::fs::read_to_string(path)) {
+        Ok(text) => json!(text.lines().collect::<Vec<_>>()),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
+/// Writes `bytes` bytes to `/tmp/fill` in 64 KiB pieces, until done or refused.
+fn fill(bytes: u64) -> Value {
+    use std::io::Write;
+    let mut file = match std::fs::File::create("/tmp/fill") {
+        Ok(f) => f,
+        Err(e) => return json!({ "written": 0, "error": e.to_string() }),
+    };
+    let chunk = vec![7u8; 64 * 1024];
+    let mut written = 0u64;
+    while written < bytes {
+        let n = chunk
+            .len()
+            .min(usize::try_from(bytes - written).unwrap_or(chunk.len()));
+        if let Err(e) = file.write_all(&chunk[..n]) {
+            return json!({ "written": written, "error": e.to_string() });
+        }
+        written += n as u64;
+    }
+    json!({ "written": written, "error": null })
 }
 
 fn failure(error_type: &str, message: &str) -> Diagnostic {

@@ -36,6 +36,7 @@ fn parity_op(op: &str, event: &Value) -> Value {
         "crash" => std::process::exit(3),
         "big" => Value::String("x".repeat(usize::try_from(number("bytes")).unwrap_or(0))),
         "context" => context(),
+        "remember" => remember(),
         other => fail(&format!("unknown op {other:?}")),
     }
 }
@@ -53,6 +54,24 @@ fn context() -> Value {
         "trace_id": var("AWS_LAMBDA_TRACE_ID"),
         "client_custom": custom,
     })
+}
+
+/// Records the tenant (`AWS_LAMBDA_TENANT_ID`) in `/tmp/tenants` and answers what it holds:
+/// a command keeps nothing in memory, its environment's `/tmp` does.
+fn remember() -> Value {
+    use std::io::Write as _;
+    let tenant = std::env::var("AWS_LAMBDA_TENANT_ID").unwrap_or_default();
+    let path = "/tmp/tenants";
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{tenant}"));
+    let tmp = match appended.and_then(|()| std::fs::read_to_string(path)) {
+        Ok(text) => json!(text.lines().collect::<Vec<_>>()),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    json!({ "tenant": tenant, "memory": [tenant], "tmp": tmp })
 }
 
 /// A command's function error: the message on stderr, a non-zero exit.
