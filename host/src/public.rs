@@ -99,7 +99,7 @@ impl Public {
         // and resets its runner (see `Ticket`).
         let (outcome, admission) = ticket.outcome().await;
         let mut verdict = match &outcome {
-            Outcome::Response { .. } => Verdict::Success,
+            Outcome::Response { .. } | Outcome::Stream(_) => Verdict::Success,
             Outcome::FunctionError(_) => Verdict::UserError,
             Outcome::Failed(e) => {
                 if matches!(e, InvocationError::Timeout(_)) {
