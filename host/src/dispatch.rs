@@ -344,6 +344,11 @@ impl Ticket {
         &self.id
     }
 
+    /// When the invocation must have ended (a streamed response included).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// Waits for the outcome, or for the deadline: then the invocation is withdrawn if
     /// still queued, or its runner is reset if it held it. The admission comes back so that
     /// the caller holds its place until it has delivered the result.

@@ -58,6 +58,8 @@ pub struct Metrics {
     pub bootstrap_restarts: AtomicU64,
     pub wasm_instance_starts: AtomicU64,
     pub deadlines: AtomicU64,
+    /// Response streams cut before their end (past their limit or deadline, broken).
+    pub streams_cut: AtomicU64,
 }
 
 impl Metrics {
@@ -79,6 +81,7 @@ impl Metrics {
             bootstrap_restarts: AtomicU64::new(0),
             wasm_instance_starts: AtomicU64::new(0),
             deadlines: AtomicU64::new(0),
+            streams_cut: AtomicU64::new(0),
         }
     }
 
@@ -240,6 +243,12 @@ impl Metrics {
                 "counter",
                 "Invocations that passed their deadline",
                 self.deadlines.load(Ordering::Relaxed),
+            ),
+            (
+                "aws_custom_runtime_response_streams_cut_total",
+                "counter",
+                "Response streams cut before their end (limit, deadline, broken upload)",
+                self.streams_cut.load(Ordering::Relaxed),
             ),
             (
                 "aws_custom_runtime_log_lines_dropped_total",

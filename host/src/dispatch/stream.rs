@@ -163,6 +163,7 @@ pub fn channel(capacity: usize, limit: u64) -> (StreamWriter, BodyStream) {
         chunks,
         ending: Some(ending),
         on_end: None,
+        deadline: None,
     };
     (writer, reader)
 }
@@ -279,6 +280,8 @@ pub struct BodyStream {
     /// `None` once read.
     ending: Option<oneshot::Receiver<Ending>>,
     on_end: Option<OnEnd>,
+    /// Past it the stream is cut (the invocation's deadline covers the whole stream).
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl BodyStream {
@@ -292,6 +295,11 @@ impl BodyStream {
             }
             f(ending);
         }));
+    }
+
+    /// Cuts the stream at `deadline` if it has not ended by then.
+    pub fn set_deadline(&mut self, deadline: std::time::Instant) {
+        self.deadline = Some(Box::pin(tokio::time::sleep_until(deadline.into())));
     }
 
     /// The next chunk, or how the stream ended (`Err`). Cancel-safe.
@@ -313,6 +321,19 @@ impl BodyStream {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, Ending>> {
+        if self.ending.is_some()
+            && let Some(deadline) = &mut self.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            // The writer sees the channel closed and stops.
+            self.chunks.close();
+            self.ending = None;
+            let ending = Ending::Cut(Cut::Deadline);
+            if let Some(f) = self.on_end.take() {
+                f(&ending);
+            }
+            return Poll::Ready(Err(ending));
+        }
         if let Some(chunk) = ready!(self.chunks.poll_recv(cx)) {
             return Poll::Ready(Ok(chunk));
         }

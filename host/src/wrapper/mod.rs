@@ -7,6 +7,7 @@
 pub mod apigateway;
 pub mod cloudevents;
 pub mod context;
+pub mod stream;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};

@@ -142,3 +142,16 @@ async fn buffering_a_stream_gives_a_response_or_fails_past_the_limit() {
         Outcome::Failed(InvocationError::ResponseTooLarge { .. })
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_past_its_deadline_is_cut_and_its_writer_stopped() {
+    let (mut w, mut r) = channel(4, 100);
+    r.set_deadline(std::time::Instant::now() + std::time::Duration::from_secs(1));
+    w.send(Bytes::from_static(b"a")).await.unwrap();
+    assert_eq!(r.next().await, Ok(Bytes::from_static(b"a")));
+    assert_eq!(r.next().await, Err(Ending::Cut(Cut::Deadline)));
+    assert_eq!(
+        w.send(Bytes::from_static(b"b")).await,
+        Err(SendError::Closed)
+    );
+}
