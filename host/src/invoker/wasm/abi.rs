@@ -26,6 +26,8 @@ pub struct Shared {
     pub function_arn: String,
     pub body_limit: usize,
     pub function_ttl: Duration,
+    /// Largest streamed response (`STREAMING_RESPONSE_LIMIT`).
+    pub streaming_limit: u64,
 }
 
 /// How an instance gets its invocations, and the one it holds: one place, in a shape that
@@ -64,6 +66,8 @@ pub struct Guest {
     pub served: u64,
     pub tag: RequestTag,
     pub stderr: LogStream,
+    /// The response the guest is streaming (see [`super::stream_abi`]), with its deadline.
+    pub stream: Option<(crate::dispatch::stream::StreamWriter, Instant)>,
 }
 
 impl Guest {
@@ -76,12 +80,12 @@ impl Guest {
             | Mode::Stdio {
                 invocation: inv, ..
             } => Some(inv.deadline),
-            Mode::Loop(None) | Mode::Fresh(Fresh::Done) => None,
+            Mode::Loop(None) | Mode::Fresh(Fresh::Done) => self.stream.as_ref().map(|s| s.1),
         }
     }
 
     /// The invocation the guest received through `next` and has not answered.
-    fn current(&self) -> Option<&Invocation> {
+    pub(super) fn current(&self) -> Option<&Invocation> {
         match &self.mode {
             Mode::Loop(Some(inv)) | Mode::Fresh(Fresh::InHand(inv)) => Some(inv),
             _ => None,
@@ -128,7 +132,7 @@ impl Guest {
     }
 
     /// Ends the current invocation with `outcome`; false when there was none.
-    fn finish(&mut self, outcome: Outcome) -> bool {
+    pub(super) fn finish(&mut self, outcome: Outcome) -> bool {
         let Some(inv) = self.take_current() else {
             return false;
         };
@@ -144,6 +148,8 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
     linker.func_wrap_async(MODULE, "next", |mut caller: Caller<'_, Guest>, (): ()| {
         Box::new(async move {
             let guest = caller.data_mut();
+            // A stream the guest did not end is cut here.
+            guest.stream = None;
             if guest.current().is_some() {
                 let err = InvocationError::RunnerExited(
                     "the function asked for its next invocation without answering this one".into(),
@@ -232,17 +238,21 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
             Ok(0)
         },
     )?;
-    Ok(())
+    super::stream_abi::add_to_linker(linker)
 }
 
-fn memory(caller: &mut Caller<'_, Guest>) -> wasmtime::Result<wasmtime::Memory> {
+pub(super) fn memory(caller: &mut Caller<'_, Guest>) -> wasmtime::Result<wasmtime::Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
         _ => wasmtime::bail!("the module exports no memory named \"memory\""),
     }
 }
 
-fn read(caller: &mut Caller<'_, Guest>, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
+pub(super) fn read(
+    caller: &mut Caller<'_, Guest>,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<Vec<u8>> {
     let mem = memory(caller)?;
     let start = ptr as u32 as usize;
     let end = start.saturating_add(len as u32 as usize);
@@ -265,7 +275,7 @@ fn read_string(caller: &mut Caller<'_, Guest>, ptr: i32, len: i32) -> wasmtime::
     Ok(String::from_utf8_lossy(&read(caller, ptr, len)?).into_owned())
 }
 
-fn read_error(
+pub(super) fn read_error(
     caller: &mut Caller<'_, Guest>,
     tp: i32,
     tl: i32,

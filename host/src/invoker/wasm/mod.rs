@@ -8,6 +8,7 @@
 mod abi;
 pub mod cache;
 mod output;
+mod stream_abi;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -119,6 +120,7 @@ impl WasmFunction {
                 function_arn: config.function.arn(),
                 body_limit: config.body_limit,
                 function_ttl: config.function_ttl,
+                streaming_limit: config.streaming_limit as u64,
             }),
             env: config
                 .lambda_env
@@ -309,6 +311,7 @@ impl WasmFunction {
             served: 0,
             tag,
             stderr,
+            stream: None,
         };
         let mut store = Store::new(self.pre.module().engine(), guest);
         store.limiter(|g| &mut g.limits);
