@@ -135,3 +135,55 @@ async fn sdk_guest_stream_past_the_limit_is_cut() {
     assert!(got <= 1_000_000, "{got}");
     host.wait_log("response stream cut", Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn a_plain_wasi_command_streams_its_stdout_as_it_writes_it() {
+    let f = wasm_function("stdio-probe");
+    let host = Host::start(f.path(), &[("INVOKER_COUNT", "1")]);
+    let signal = f.path().join("signal");
+    let event = format!("stream:{}", signal.display());
+    first_chunk_before_the_last(&host, event, &signal, "first\n").await;
+}
+
+#[tokio::test]
+async fn a_plain_wasi_command_failing_mid_stream_ends_with_trailers() {
+    let f = wasm_function("stdio-probe");
+    let host = Host::start(f.path(), &[("INVOKER_COUNT", "1")]);
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", host.port))
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("/")
+        .header("host", "localhost")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(Bytes::from_static(b"late-fail")))
+        .unwrap();
+    let reply = send.send_request(req).await.unwrap();
+    assert_eq!(reply.status(), 200);
+    let collected = reply.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("trailers");
+    assert_eq!(&collected.to_bytes()[..], b"started\n");
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(trailers["lambda-runtime-function-error-body"].as_bytes())
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("late failure on purpose"));
+}
+
+#[tokio::test]
+async fn a_plain_wasi_command_failing_before_any_byte_is_a_500_with_its_stderr() {
+    let f = wasm_function("stdio-probe");
+    let host = Host::start(f.path(), &[("INVOKER_COUNT", "1")]);
+    let r = host.post("/", "read:/nonexistent").await;
+    assert_eq!(r.status(), 500);
+    let body: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read")
+    );
+}

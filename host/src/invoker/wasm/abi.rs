@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use wasmtime::{Caller, Extern, Linker, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::output::{LogStream, RequestTag};
 use crate::context::Context;
@@ -38,10 +37,11 @@ pub enum Mode {
     /// A fresh instance for one invocation, taken from the queue for it.
     Fresh(Fresh),
     /// A plain WASI command: the invocation is on its stdin, its context in its
-    /// environment, its answer what it writes to `stdout` (at most the limit + 1 bytes).
+    /// environment, its answer what it writes to `stdout` (streamed, see
+    /// [`super::stdio_stream`]).
     Stdio {
         invocation: Invocation,
-        stdout: MemoryOutputPipe,
+        stdout: super::stdio_stream::StdoutPipe,
     },
 }
 
