@@ -177,3 +177,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
