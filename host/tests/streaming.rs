@@ -343,3 +343,25 @@ async fn a_caller_that_hangs_up_mid_stream_ends_the_upload_cleanly() {
         "nothing left in flight"
     );
 }
+
+#[tokio::test]
+async fn the_deadline_covers_the_whole_stream() {
+    let f = streamer();
+    let host = Host::start(f.path(), &[("INVOKER_COUNT", "1"), ("FUNCTION_TTL", "2s")]);
+    let signal = f.path().join("signal");
+    // The function writes its first chunk, then waits for a signal that comes only after
+    // the deadline has cut the stream.
+    let event = json!({"chunks": 2, "signal": signal}).to_string();
+    let mut r = host.post("/", event).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.chunk().await.unwrap().unwrap(), "chunk 0\n");
+    rest(r)
+        .await
+        .expect_err("the stream is cut at the deadline");
+    std::fs::write(&signal, b"go").unwrap();
+    host.wait_log("response stream cut", Duration::from_secs(10));
+    assert!(metric(&host, "aws_custom_runtime_deadlines_total").await >= 1);
+    // The runtime was answered (or restarted): the next invocation is served.
+    let r = host.post("/", json!({"chunks": 1}).to_string()).await;
+    assert_eq!(rest(r).await.unwrap(), b"chunk 0\n");
+}
