@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
+pub mod sending;
 pub mod stream;
 mod types;
 
@@ -54,6 +55,8 @@ pub struct Dispatcher {
     resets: Box<[Notify]>,
     gates: Box<[watch::Sender<Gate>]>,
     ready: watch::Sender<bool>,
+    /// Per runner, the streamed responses it is still sending (see [`Dispatcher::sending`]).
+    sending: sending::Senders,
 }
 
 /// How many more invocations a runner may take and how many it took. A runner whose
@@ -94,6 +97,7 @@ impl Dispatcher {
                 .map(|_| watch::channel(Gate::default()).0)
                 .collect(),
             ready: watch::channel(false).0,
+            sending: sending::Senders::new(runners.max(1)),
         })
     }
 
@@ -276,9 +280,17 @@ impl Dispatcher {
         self.gate_of(runner).subscribe()
     }
 
-    /// How many invocations `runner` holds now.
+    /// How many invocations `runner` holds now, counting the streams it is still sending.
     pub fn held_by(&self, runner: RunnerId) -> usize {
-        self.lock().values().filter(|f| f.runner == runner).count()
+        let held = self.lock().values().filter(|f| f.runner == runner).count();
+        held + self.sending.count(runner)
+    }
+
+    /// Marks `runner` busy sending a streamed response until the guard is dropped: its
+    /// invocation has ended for the Dispatcher, but a drained runner is not recycled
+    /// mid-stream.
+    pub fn sending(&self, runner: RunnerId) -> sending::Sending<'_> {
+        self.sending.guard(runner)
     }
 
     fn gate_of(&self, runner: RunnerId) -> &watch::Sender<Gate> {

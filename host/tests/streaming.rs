@@ -365,3 +365,19 @@ async fn the_deadline_covers_the_whole_stream() {
     let r = host.post("/", json!({"chunks": 1}).to_string()).await;
     assert_eq!(rest(r).await.unwrap(), b"chunk 0\n");
 }
+
+#[tokio::test]
+async fn a_bootstrap_due_for_recycling_finishes_its_stream_first() {
+    let f = streamer();
+    let host = Host::start(
+        f.path(),
+        &[("INVOKER_COUNT", "1"), ("BOOTSTRAP_MAX_INVOCATIONS", "1")],
+    );
+    let signal = f.path().join("signal");
+    let event = json!({"chunks": 2, "signal": signal}).to_string();
+    // Its one invocation ends for the Dispatcher at the first byte; the recycle waits for
+    // the stream to end.
+    first_chunk_before_the_last(&host, event, &signal, "chunk 0\n").await;
+    let r = host.post("/", json!({"chunks": 1}).to_string()).await;
+    assert_eq!(rest(r).await.unwrap(), b"chunk 0\n");
+}

@@ -183,6 +183,8 @@ impl RuntimeApi {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        // The runner is busy until its upload ends, after its invocation has.
+        let _sending = self.dispatcher.sending(runner);
         let mut upload = Upload {
             body,
             deadline: Instant::now() + self.read_timeout,
