@@ -140,3 +140,6 @@ fn wants_trailers(headers: &HeaderMap) -> bool {
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
+
+#[cfg(test)]
+mod tests;
