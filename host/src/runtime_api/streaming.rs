@@ -108,12 +108,13 @@ fn copy(mut data: impl bytes::Buf) -> Bytes {
 /// The error a runtime reports in trailers after its data.
 fn trailer_error(trailers: &HeaderMap) -> Option<StreamError> {
     let error_type = trailers.get(stream::ERROR_TYPE_TRAILER)?;
+    // Base64 as Lambda documents it; a runtime that sent it plain keeps its text.
     let body = trailers
         .get(stream::ERROR_BODY_TRAILER)
-        .and_then(|b| {
+        .map(|b| {
             base64::engine::general_purpose::STANDARD
                 .decode(b.as_bytes())
-                .ok()
+                .unwrap_or_else(|_| b.as_bytes().to_vec())
         })
         .unwrap_or_default();
     Some(StreamError {
