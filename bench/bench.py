@@ -199,7 +199,7 @@ class Setup:
         self.host = bins / "aws-custom-runtime"
         self.echo = bins / "bench-echo"
         needed = [self.host, self.echo, bins / "bootstrap", wasm / "wasm-echo.wasm",
-                  wasm / "wasm-stdio.wasm"]
+                  wasm / "wasm-stdio.wasm", bins / "stream-function"]
         missing = [str(p) for p in needed if not p.exists()]
         if missing:
             sys.exit("bench: missing binaries (run `make bench`, which builds them):\n  "
@@ -209,6 +209,7 @@ class Setup:
         self.logs.mkdir()
         self.fn = {}
         for name, src, dest in [("native", bins / "bootstrap", "bootstrap"),
+                                ("stream", bins / "stream-function", "bootstrap"),
                                 ("wasm-echo", wasm / "wasm-echo.wasm", "bootstrap.wasm"),
                                 ("wasm-stdio", wasm / "wasm-stdio.wasm", "bootstrap.wasm")]:
             d = self.work / name
@@ -230,12 +231,70 @@ class Setup:
         elif scenario in ("wasm-loop", "wasm-invocation"):
             env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-echo"])
             env["WASM_ISOLATION"] = scenario.removeprefix("wasm-")
+        elif scenario == "stream":
+            env["LAMBDA_TASK_ROOT"] = str(self.fn["stream"])
+            env["INVOKER_COUNT"] = "1"
         elif scenario == "wasm-stdio":
             env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-stdio"])
             env["WASM_ISOLATION"] = "invocation"
         else:
             raise ValueError(scenario)
         return Server(scenario, [str(self.host)], env, self.logs)
+
+
+# ---- response streaming ---------------------------------------------------------------
+
+STREAM_CHUNK = 65536
+STREAM_MB = 50
+
+
+def stream_once(port, event, timeout=120.0):
+    """POSTs `event` and reads the whole reply: (seconds to the first byte, seconds to the
+    last, bytes read, whether the chunked body ended cleanly)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        start = time.perf_counter()
+        s.sendall(b"POST / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(event), event))
+        first, total, tail = None, 0, b""
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            if first is None:
+                first = time.perf_counter() - start
+            total += len(chunk)
+            tail = (tail + chunk)[-7:]
+        return first or 0.0, time.perf_counter() - start, total, tail.endswith(b"0\r\n\r\n")
+
+
+def measure_stream(setup, megabytes):
+    """A `megabytes` MB stream from the lambda_runtime streaming function: time to first
+    byte, throughput and the host's peak RSS, beside the reference echo's time to first
+    byte for a small request (what a caller waits for either way)."""
+    chunks = max(1, megabytes * 1_000_000 // STREAM_CHUNK)
+    event = json.dumps({"chunks": chunks, "size": STREAM_CHUNK}).encode()
+    ref = setup.start("reference")
+    try:
+        ref.wait_ready()
+        ref_first, _, _, _ = stream_once(ref.port, SMALL_BODY)
+    finally:
+        ref.stop()
+    server = setup.start("stream")
+    try:
+        server.wait_ready()
+        idle = rss_kb(server.proc.pid)
+        with RssSampler(server.proc.pid) as rss:
+            first, last, total, clean = stream_once(server.port, event)
+        if not clean or total < chunks * STREAM_CHUNK:
+            raise RuntimeError(f"the stream ended after {total} bytes (clean end: {clean})")
+        return {
+            "bytes": chunks * STREAM_CHUNK, "ttfb_ms": first * 1000,
+            "reference_ttfb_ms": ref_first * 1000, "seconds": last,
+            "throughput_mb_s": total / 1e6 / max(last - first, 1e-9),
+            "rss_idle_mb": idle / 1024, "rss_peak_mb": rss.peak / 1024,
+        }
+    finally:
+        server.stop()
 
 
 # ---- load -----------------------------------------------------------------------------
@@ -565,9 +624,17 @@ def main():
             failures.append(f"cold start: {e}")
             cold = None
 
+        megabytes = 2 if args.smoke else STREAM_MB
+        log(f"a {megabytes} MB response stream")
+        try:
+            stream = measure_stream(setup, megabytes)
+        except (RuntimeError, OSError) as e:
+            failures.append(f"stream: {e}")
+            stream = None
+
     table = summarize(rounds, loads)
     targets = check_targets(table, cold)
-    checks, failed = 1, int(cold is None)
+    checks, failed = 2, int(cold is None) + int(stream is None)
     for scenario in SCENARIOS:
         for load, _, _ in loads:
             m = table.get(scenario, {}).get(load)
@@ -587,6 +654,12 @@ def main():
     checks += 1
     failed += int(bool(tenancy_failures))
     print(report)
+    if stream:
+        print(f"\nResponse stream ({stream['bytes'] / 1e6:.0f} MB, native lambda_runtime): "
+              f"first byte {stream['ttfb_ms']:.1f} ms (reference echo "
+              f"{stream['reference_ttfb_ms']:.1f} ms), {stream['throughput_mb_s']:.0f} MB/s, "
+              f"host RSS {stream['rss_idle_mb']:.1f} MB idle, "
+              f"{stream['rss_peak_mb']:.1f} MB peak")
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = out_dir / f"{stamp}.json"
@@ -594,8 +667,8 @@ def main():
         "machine": info, "loadavg_end": os.getloadavg(), "smoke": args.smoke,
         "profile": args.profile, "rounds": args.rounds, "duration_s": args.duration,
         "elapsed_s": time.time() - began, "summary": table, "cold_start": cold,
-        "targets": targets, "runs": rounds, "failures": failures,
         "tenancy": tenancy_results,
+        "targets": targets, "runs": rounds, "failures": failures, "stream": stream,
     }, indent=1) + "\n")
     log(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
         f"in {time.time() - began:.0f} s")

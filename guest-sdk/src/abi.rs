@@ -18,6 +18,18 @@ pub(crate) trait Host {
     fn fail(&mut self, error_type: &str, error_message: &str) -> i32;
 }
 
+/// The streaming imports (additive to `lambda_v1`): each returns the raw ABI code.
+pub(crate) trait StreamHost: Host {
+    /// `stream_start(ptr, len)`: 0; -1 no current invocation; -2 malformed prelude.
+    fn stream_start(&mut self, prelude: &[u8]) -> i32;
+    /// `stream_write(ptr, len)`: 0; -1 no stream or the caller is gone; -2 past the limit.
+    fn stream_write(&mut self, chunk: &[u8]) -> i32;
+    /// `stream_error(type, message)`: 0, or -1 when there is no stream.
+    fn stream_error(&mut self, error_type: &str, error_message: &str) -> i32;
+    /// `stream_end()`: 0, or -1 when there is no stream.
+    fn stream_end(&mut self) -> i32;
+}
+
 /// The real host: the imports of the `aws-custom-runtime` wasm host.
 #[cfg(target_arch = "wasm32")]
 pub(crate) struct WasmHost;
@@ -45,6 +57,15 @@ mod imports {
             msg_ptr: *const u8,
             msg_len: i32,
         ) -> i32;
+        pub(super) fn stream_start(ptr: *const u8, len: i32) -> i32;
+        pub(super) fn stream_write(ptr: *const u8, len: i32) -> i32;
+        pub(super) fn stream_error(
+            type_ptr: *const u8,
+            type_len: i32,
+            msg_ptr: *const u8,
+            msg_len: i32,
+        ) -> i32;
+        pub(super) safe fn stream_end() -> i32;
     }
 }
 
@@ -89,6 +110,35 @@ impl Host for WasmHost {
                 abi_len(error_message.len()),
             )
         }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl StreamHost for WasmHost {
+    fn stream_start(&mut self, prelude: &[u8]) -> i32 {
+        // SAFETY: as for `respond`.
+        unsafe { imports::stream_start(prelude.as_ptr(), abi_len(prelude.len())) }
+    }
+
+    fn stream_write(&mut self, chunk: &[u8]) -> i32 {
+        // SAFETY: as for `respond`; the host copies the chunk before it returns.
+        unsafe { imports::stream_write(chunk.as_ptr(), abi_len(chunk.len())) }
+    }
+
+    fn stream_error(&mut self, error_type: &str, error_message: &str) -> i32 {
+        // SAFETY: as for `respond`, for both strings.
+        unsafe {
+            imports::stream_error(
+                error_type.as_ptr(),
+                abi_len(error_type.len()),
+                error_message.as_ptr(),
+                abi_len(error_message.len()),
+            )
+        }
+    }
+
+    fn stream_end(&mut self) -> i32 {
+        imports::stream_end()
     }
 }
 

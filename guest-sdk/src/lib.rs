@@ -36,6 +36,7 @@ mod event;
 mod executor;
 mod runtime;
 mod service;
+pub mod streaming;
 
 pub use context::{ClientApplication, ClientContext, CognitoIdentity, Config, Context};
 pub use diagnostic::Diagnostic;

@@ -10,8 +10,8 @@ use std::{fmt::Debug, future::poll_fn, sync::Arc};
 /// Reusable buffers: an instance in `loop` mode serves many invocations, and reusing these
 /// keeps it from allocating a payload-sized buffer for each one.
 #[derive(Default)]
-struct Buffers {
-    event: Vec<u8>,
+pub(crate) struct Buffers {
+    pub(crate) event: Vec<u8>,
     context: Vec<u8>,
     response: Vec<u8>,
 }
@@ -64,7 +64,7 @@ where
 
 /// Fetches the current invocation's payload (into `buffers.event`) and context. `None` when the
 /// host has no current invocation; `Some(Err)` when its context does not decode.
-fn receive<H: Host>(
+pub(crate) fn receive<H: Host>(
     host: &mut H,
     announced: usize,
     buffers: &mut Buffers,
@@ -118,7 +118,7 @@ where
 }
 
 /// Reports the outcome of the current invocation.
-fn complete<H: Host>(host: &mut H, outcome: &Result<&[u8], Diagnostic>) {
+pub(crate) fn complete<H: Host>(host: &mut H, outcome: &Result<&[u8], Diagnostic>) {
     let code = match outcome {
         Ok(body) => host.respond(body),
         Err(diagnostic) => host.fail(&diagnostic.error_type, &diagnostic.error_message),

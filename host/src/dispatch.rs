@@ -9,8 +9,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 mod tenant;
+pub mod sending;
+pub mod stream;
 mod types;
 
+pub use self::stream::Streamed;
 pub use self::types::*;
 
 /// Index of a runner (a bootstrap process or a WASI instance slot).
@@ -55,6 +58,8 @@ pub struct Dispatcher {
     ready: watch::Sender<bool>,
     /// Per-tenant queues and environments (`TENANT_ISOLATION_MODE=PER_TENANT`).
     tenancy: Option<tenant::Tenancy>,
+    /// Per runner, the streamed responses it is still sending (see [`Dispatcher::sending`]).
+    sending: sending::Senders,
 }
 
 /// How many more invocations a runner may take and how many it took. A runner whose
@@ -96,6 +101,7 @@ impl Dispatcher {
                 .collect(),
             ready: watch::channel(false).0,
             tenancy: None,
+            sending: sending::Senders::new(runners.max(1)),
         })
     }
 
@@ -305,9 +311,17 @@ impl Dispatcher {
         self.gate_of(runner).subscribe()
     }
 
-    /// How many invocations `runner` holds now.
+    /// How many invocations `runner` holds now, counting the streams it is still sending.
     pub fn held_by(&self, runner: RunnerId) -> usize {
-        self.lock().values().filter(|f| f.runner == runner).count()
+        let held = self.lock().values().filter(|f| f.runner == runner).count();
+        held + self.sending.count(runner)
+    }
+
+    /// Marks `runner` busy sending a streamed response until the guard is dropped: its
+    /// invocation has ended for the Dispatcher, but a drained runner is not recycled
+    /// mid-stream.
+    pub fn sending(&self, runner: RunnerId) -> sending::Sending<'_> {
+        self.sending.guard(runner)
     }
 
     fn gate_of(&self, runner: RunnerId) -> &watch::Sender<Gate> {
@@ -374,6 +388,11 @@ pub struct Ticket {
 impl Ticket {
     pub fn id(&self) -> &Arc<str> {
         &self.id
+    }
+
+    /// When the invocation must have ended (a streamed response included).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     /// Waits for the outcome, or for the deadline: then the invocation is withdrawn if

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub deadlines: AtomicU64,
     /// Execution environments: resets by cause, tenant switches, warm hits.
     pub envs: std::sync::Arc<crate::tenancy::stats::Stats>,
+    /// Response streams cut before their end (past their limit or deadline, broken).
+    pub streams_cut: AtomicU64,
 }
 
 impl Metrics {
@@ -82,6 +84,7 @@ impl Metrics {
             wasm_instance_starts: AtomicU64::new(0),
             deadlines: AtomicU64::new(0),
             envs: Default::default(),
+            streams_cut: AtomicU64::new(0),
         }
     }
 
@@ -243,6 +246,12 @@ impl Metrics {
                 "counter",
                 "Invocations that passed their deadline",
                 self.deadlines.load(Ordering::Relaxed),
+            ),
+            (
+                "aws_custom_runtime_response_streams_cut_total",
+                "counter",
+                "Response streams cut before their end (limit, deadline, broken upload)",
+                self.streams_cut.load(Ordering::Relaxed),
             ),
             (
                 "aws_custom_runtime_log_lines_dropped_total",

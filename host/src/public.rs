@@ -103,11 +103,23 @@ impl Public {
             .dispatcher
             .enqueue(admission, decoded.event, self.function_ttl);
         let id = ticket.id().clone();
+        let deadline = ticket.deadline();
         // A caller who hangs up drops the ticket; it then still times the invocation out
         // and resets its runner (see `Ticket`).
         let (outcome, admission) = ticket.outcome().await;
+        let labels = (&decoded.event_type, &decoded.event_source);
+        let streamed = streaming::Streaming {
+            request: &parts.headers,
+            deadline,
+            labels,
+            started,
+        };
+        let (outcome, admission) = match self.stream(&id, outcome, streamed, admission).await {
+            Ok(served) => return served,
+            Err(whole) => whole,
+        };
         let mut verdict = match &outcome {
-            Outcome::Response { .. } => Verdict::Success,
+            Outcome::Response { .. } | Outcome::Stream(_) => Verdict::Success,
             Outcome::FunctionError(_) => Verdict::UserError,
             Outcome::Failed(e) => {
                 if matches!(e, InvocationError::Timeout(_)) {
@@ -170,5 +182,6 @@ fn is_kubelet_probe(headers: &http::HeaderMap) -> bool {
             .is_some_and(|ua| ua.starts_with("kube-probe/"))
 }
 
+mod streaming;
 #[cfg(test)]
 mod tests;

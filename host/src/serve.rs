@@ -32,6 +32,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+use crate::dispatch::stream::{BodyStream, Cut};
+
 /// The client's address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
@@ -86,17 +88,33 @@ impl Connection {
 /// Most bytes a reply hands hyper at once: what waits in hyper's buffer for a slow reader.
 const CHUNK: usize = 64 << 10;
 
-/// A reply body that keeps `hold` alive until hyper has taken its last byte (or dropped it).
+/// A reply body that keeps `hold` alive until hyper has taken its last byte (or dropped it):
+/// a whole body, or a stream whose chunks go out as they arrive (a cut stream is an error,
+/// so that hyper aborts the reply and the caller sees it incomplete).
 pub struct Served {
-    inner: Full<Bytes>,
+    inner: Inner,
     rest: Bytes,
     hold: Option<Box<dyn Send + Sync>>,
+}
+
+enum Inner {
+    Full(Full<Bytes>),
+    Stream(BodyStream),
 }
 
 impl Served {
     pub fn new(inner: Full<Bytes>, hold: Option<Box<dyn Send + Sync>>) -> Served {
         Served {
-            inner,
+            inner: Inner::Full(inner),
+            rest: Bytes::new(),
+            hold,
+        }
+    }
+
+    /// A streamed body.
+    pub fn stream(body: BodyStream, hold: Option<Box<dyn Send + Sync>>) -> Served {
+        Served {
+            inner: Inner::Stream(body),
             rest: Bytes::new(),
             hold,
         }
@@ -111,19 +129,30 @@ impl From<Full<Bytes>> for Served {
 
 impl Body for Served {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = Cut;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Cut>>> {
         if self.rest.is_empty() {
-            match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            let polled = match &mut self.inner {
+                Inner::Full(full) => match ready!(Pin::new(full).poll_frame(cx)) {
+                    Some(Ok(frame)) => Some(Ok(frame)),
+                    Some(Err(never)) => match never {},
+                    None => None,
+                },
+                Inner::Stream(stream) => ready!(Pin::new(stream).poll_frame(cx)),
+            };
+            match polled {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => self.rest = data,
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
                 },
-                Some(Err(never)) => match never {},
+                Some(Err(cut)) => {
+                    self.hold = None;
+                    return Poll::Ready(Some(Err(cut)));
+                }
                 None => {
                     self.hold = None;
                     return Poll::Ready(None);
@@ -136,11 +165,18 @@ impl Body for Served {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty() && self.inner.is_end_stream()
+        self.rest.is_empty()
+            && match &self.inner {
+                Inner::Full(full) => full.is_end_stream(),
+                Inner::Stream(stream) => stream.is_end_stream(),
+            }
     }
 
     fn size_hint(&self) -> SizeHint {
-        let mut hint = self.inner.size_hint();
+        let mut hint = match &self.inner {
+            Inner::Full(full) => full.size_hint(),
+            Inner::Stream(stream) => stream.size_hint(),
+        };
         let rest = self.rest.len() as u64;
         hint.set_lower(hint.lower() + rest);
         if let Some(upper) = hint.upper() {

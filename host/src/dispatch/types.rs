@@ -38,6 +38,9 @@ pub enum Outcome {
         body: Bytes,
         content_type: Option<String>,
     },
+    /// A response whose body arrives over time (Lambda's streaming mode, a streaming
+    /// guest, a command's stdout, a `wasi:http` component): see [`super::stream`].
+    Stream(super::stream::Streamed),
     FunctionError(Diagnostic),
     Failed(InvocationError),
 }
@@ -67,6 +70,12 @@ pub enum InvocationError {
     /// The tenant already has its share of the queue waiting (`TENANT_QUEUE_SHARE`).
     #[error("tenant {0:?} has too many invocations pending; retry later")]
     TenantThrottled(String),
+    /// The runtime asked for a response mode Lambda does not have.
+    #[error("invalid Lambda-Runtime-Function-Response-Mode: {0}")]
+    InvalidResponseMode(String),
+    /// A streamed response's HTTP-integration prelude cannot be read.
+    #[error("malformed HTTP integration response prelude: {0}")]
+    MalformedPrelude(String),
 }
 
 impl InvocationError {
@@ -83,6 +92,8 @@ impl InvocationError {
             InvocationError::HostFailure(_) => "Sandbox.HostFailure",
             InvocationError::ShuttingDown => "ServiceUnavailable",
             InvocationError::TenantThrottled(_) => "TooManyRequestsException",
+            InvocationError::InvalidResponseMode(_) => "Runtime.InvalidResponseModeHeader",
+            InvocationError::MalformedPrelude(_) => "Runtime.MalformedHttpIntegrationResponse",
         }
     }
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use wasmtime::{Caller, Extern, Linker, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::output::{LogStream, RequestTag};
 use crate::context::Context;
@@ -26,6 +25,8 @@ pub struct Shared {
     pub function_arn: String,
     pub body_limit: usize,
     pub function_ttl: Duration,
+    /// Largest streamed response (`STREAMING_RESPONSE_LIMIT`).
+    pub streaming_limit: u64,
 }
 
 /// How an instance gets its invocations, and the one it holds: one place, in a shape that
@@ -36,10 +37,11 @@ pub enum Mode {
     /// A fresh instance for one invocation, taken from the queue for it.
     Fresh(Fresh),
     /// A plain WASI command: the invocation is on its stdin, its context in its
-    /// environment, its answer what it writes to `stdout` (at most the limit + 1 bytes).
+    /// environment, its answer what it writes to `stdout` (streamed, see
+    /// [`super::stdio_stream`]).
     Stdio {
         invocation: Invocation,
-        stdout: MemoryOutputPipe,
+        stdout: super::stdio_stream::StdoutPipe,
     },
 }
 
@@ -66,6 +68,8 @@ pub struct Guest {
     pub stderr: LogStream,
     /// The metered `/tmp` (set once the store exists).
     pub tmp: Option<super::tmp::TmpQuota>,
+    /// The response the guest is streaming (see [`super::stream_abi`]), with its deadline.
+    pub stream: Option<(crate::dispatch::stream::StreamWriter, Instant)>,
 }
 
 impl Guest {
@@ -78,12 +82,12 @@ impl Guest {
             | Mode::Stdio {
                 invocation: inv, ..
             } => Some(inv.deadline),
-            Mode::Loop(None) | Mode::Fresh(Fresh::Done) => None,
+            Mode::Loop(None) | Mode::Fresh(Fresh::Done) => self.stream.as_ref().map(|s| s.1),
         }
     }
 
     /// The invocation the guest received through `next` and has not answered.
-    fn current(&self) -> Option<&Invocation> {
+    pub(super) fn current(&self) -> Option<&Invocation> {
         match &self.mode {
             Mode::Loop(Some(inv)) | Mode::Fresh(Fresh::InHand(inv)) => Some(inv),
             _ => None,
@@ -130,7 +134,7 @@ impl Guest {
     }
 
     /// Ends the current invocation with `outcome`; false when there was none.
-    fn finish(&mut self, outcome: Outcome) -> bool {
+    pub(super) fn finish(&mut self, outcome: Outcome) -> bool {
         let Some(inv) = self.take_current() else {
             return false;
         };
@@ -146,6 +150,8 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
     linker.func_wrap_async(MODULE, "next", |mut caller: Caller<'_, Guest>, (): ()| {
         Box::new(async move {
             let guest = caller.data_mut();
+            // A stream the guest did not end is cut here.
+            guest.stream = None;
             if guest.current().is_some() {
                 let err = InvocationError::RunnerExited(
                     "the function asked for its next invocation without answering this one".into(),
@@ -234,17 +240,21 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
             Ok(0)
         },
     )?;
-    Ok(())
+    super::stream_abi::add_to_linker(linker)
 }
 
-fn memory(caller: &mut Caller<'_, Guest>) -> wasmtime::Result<wasmtime::Memory> {
+pub(super) fn memory(caller: &mut Caller<'_, Guest>) -> wasmtime::Result<wasmtime::Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
         _ => wasmtime::bail!("the module exports no memory named \"memory\""),
     }
 }
 
-fn read(caller: &mut Caller<'_, Guest>, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
+pub(super) fn read(
+    caller: &mut Caller<'_, Guest>,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<Vec<u8>> {
     let mem = memory(caller)?;
     let start = ptr as u32 as usize;
     let end = start.saturating_add(len as u32 as usize);
@@ -267,7 +277,7 @@ fn read_string(caller: &mut Caller<'_, Guest>, ptr: i32, len: i32) -> wasmtime::
     Ok(String::from_utf8_lossy(&read(caller, ptr, len)?).into_owned())
 }
 
-fn read_error(
+pub(super) fn read_error(
     caller: &mut Caller<'_, Guest>,
     tp: i32,
     tl: i32,

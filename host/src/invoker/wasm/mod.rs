@@ -9,6 +9,8 @@ mod abi;
 pub mod cache;
 mod output;
 mod tmp;
+mod stdio_stream;
+mod stream_abi;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use wasmtime::{
     Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig, Store,
     StoreLimitsBuilder, Trap, UpdateDeadline,
 };
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use self::abi::{Fresh, Guest, Mode, Shared};
@@ -129,6 +131,7 @@ impl WasmFunction {
                 function_arn: config.function.arn(),
                 body_limit: config.body_limit,
                 function_ttl: config.function_ttl,
+                streaming_limit: config.streaming_limit as u64,
             }),
             env: config
                 .lambda_env
@@ -231,8 +234,7 @@ impl WasmFunction {
                 GuestKind::Sdk => Mode::Fresh(Fresh::Waiting(inv)),
                 GuestKind::Stdio => Mode::Stdio {
                     invocation: inv,
-                    // One byte more than allowed tells an oversized answer from a full one.
-                    stdout: MemoryOutputPipe::new(self.shared.body_limit + 1),
+                    stdout: stdio_stream::StdoutPipe::new(self.shared.body_limit),
                 },
             };
             let mut store = match self.store(runner, mode, &scratch) {
@@ -249,24 +251,58 @@ impl WasmFunction {
                     continue;
                 }
             };
-            let ended = tokio::select! {
-                ended = self.call(&mut store) => ended,
-                _ = reset(&dispatcher, runner) => Ended::Reset,
-                _ = stop.cancelled() => Ended::Stopped,
+            let pipe = match &store.data().mode {
+                Mode::Stdio { stdout, .. } => Some(stdout.clone()),
+                _ => None,
+            };
+            let run = async {
+                tokio::select! {
+                    ended = self.call(&mut store) => ended,
+                    _ = reset(&dispatcher, runner) => Ended::Reset,
+                    _ = stop.cancelled() => Ended::Stopped,
+                }
+            };
+            let (ended, streamed) = match &pipe {
+                Some(pipe) => stdio_stream::pump(run, pipe, || self.start_stream(&id)).await,
+                None => (run.await, None),
             };
             store.data().stderr.flush_line();
             let limit = self.shared.body_limit;
             self.with_evidence(&store, |ev| match &store.data().mode {
-                Mode::Stdio { stdout, .. } => {
-                    let outcome = ended.command_outcome(stdout.contents(), limit, ev);
-                    let _ = dispatcher.complete(&id, outcome);
-                }
+                Mode::Stdio { stdout, .. } => match streamed {
+                    Some(writer) => {
+                        let failure = ended.command_outcome(bytes::Bytes::new(), limit, ev);
+                        stdio_stream::end(writer, stdio_stream::failure(failure));
+                    }
+                    None => {
+                        let outcome = ended.command_outcome(stdout.contents(), limit, ev);
+                        let _ = dispatcher.complete(&id, outcome);
+                    }
+                },
                 _ if dispatcher.is_in_flight(&id) => {
                     dispatcher.fail_runner(runner, ended.failure(ev));
                 }
                 _ => {}
             });
         }
+    }
+
+    /// Turns a command's invocation into a streamed reply; its writer, or `None` when the
+    /// invocation has ended meanwhile.
+    fn start_stream(&self, id: &str) -> Option<crate::dispatch::stream::StreamWriter> {
+        use crate::dispatch::stream;
+        let (writer, body) = stream::channel(stream::CAPACITY, self.shared.streaming_limit);
+        let streamed = crate::dispatch::Streamed {
+            head: None,
+            content_type: None,
+            body,
+        };
+        let outcome = crate::dispatch::Outcome::Stream(streamed);
+        self.shared
+            .dispatcher
+            .complete(id, outcome)
+            .ok()
+            .map(|()| writer)
     }
 
     /// Instantiates from the template and runs `_start`.
@@ -361,6 +397,7 @@ impl WasmFunction {
             tag,
             stderr,
             tmp: None,
+            stream: None,
         };
         let mut store = Store::new(self.pre.module().engine(), guest);
         // Without a scratch folder the writes are still metered (against nothing on disk):

@@ -20,7 +20,7 @@ mod response;
 use percent_encoding::{AsciiSet, CONTROLS};
 
 pub use request::decode;
-pub use response::encode;
+pub use response::{encode, stream_headers};
 
 /// The reply's type when `CE_OVERRIDES_TYPE` (`CE_TYPE`) is unset (the Go runtime's).
 pub const DEFAULT_TYPE: &str = "ce.klr.triggermesh.io";

@@ -60,6 +60,34 @@ pub fn encode(request_id: &str, outcome: Outcome, settings: &Settings) -> Reply 
     reply.unwrap_or_else(|message| BadReply::CloudEvent(message).into_reply())
 }
 
+/// The `ce-*` headers of a streamed response's event in binary mode (data mode): the same
+/// attributes as a buffered one, with the function's content type, since the data's kind
+/// cannot be read from bytes still to come. `None`: no event (the type is set empty).
+pub fn stream_headers(
+    request_id: &str,
+    content_type: &str,
+    settings: &Settings,
+) -> Option<Result<HeaderMap, String>> {
+    let event_type = settings.event_type.as_deref()?;
+    let mut builder = EventBuilderV10::default()
+        .id(request_id)
+        .ty(event_type)
+        .source(settings.source.as_str());
+    if let Some(subject) = &settings.subject {
+        builder = builder.subject(subject.as_str());
+    }
+    let headers = builder
+        .build()
+        .map_err(|e| format!("the event cannot be built: {e}"))
+        .and_then(|mut e| {
+            e.set_datacontenttype(Some(content_type));
+            e.deserialize_binary(BinaryReply::default())
+                .map_err(|e| format!("the event cannot be sent: {e}"))
+        })
+        .map(|reply| reply.into_parts().0.headers);
+    Some(headers)
+}
+
 fn no_event() -> Reply {
     let mut reply = http::Response::new(Full::new(Bytes::new()));
     *reply.status_mut() = StatusCode::NO_CONTENT;

@@ -80,6 +80,22 @@ fn fail(message: &str) -> ! {
     std::process::exit(1)
 }
 
+/// `stream:PATH`: writes `first`, waits (up to 20 s) for the file PATH, then writes
+/// `after-signal` (or `no-signal`): a reply that must reach the caller before the command ends.
+fn stream(path: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(b"first\n")?;
+    out.flush()?;
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        if std::fs::metadata(path).is_ok() {
+            return out.write_all(b"after-signal\n");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    out.write_all(b"no-signal\n")
+}
+
 fn text_command(input: &[u8]) -> io::Result<()> {
     let text = String::from_utf8_lossy(input);
     let command = text.trim();
@@ -94,8 +110,33 @@ fn text_command(input: &[u8]) -> io::Result<()> {
             }
         }
     }
+    if let Some(path) = command.strip_prefix("stream:") {
+        return stream(path);
+    }
+    if let Some(mb) = command.strip_prefix("bytes:") {
+        // `bytes:N`: N MB (10^6 bytes) of output, in 64 KiB writes.
+        let total = mb.parse::<u64>().unwrap_or(0) * 1_000_000;
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut out = io::stdout().lock();
+        let mut written = 0;
+        while written < total {
+            let n = chunk.len().min((total - written) as usize);
+            out.write_all(&chunk[..n])?;
+            written += n as u64;
+        }
+        return out.flush();
+    }
     match command {
         "trap" => panic!("stdio-probe traps as asked"),
+        "late-fail" => {
+            // Fails after its reply started streaming (past the host's short hold).
+            let mut out = io::stdout().lock();
+            out.write_all(b"started\n")?;
+            out.flush()?;
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            eprintln!("late failure on purpose");
+            std::process::exit(2);
+        }
         "spin" => {
             let mut n = 0_u64;
             loop {
