@@ -58,6 +58,7 @@ pub struct Metrics {
     pub bootstrap_restarts: AtomicU64,
     pub wasm_instance_starts: AtomicU64,
     pub deadlines: AtomicU64,
+    pub outbound_denied: AtomicU64,
 }
 
 impl Metrics {
@@ -79,6 +80,7 @@ impl Metrics {
             bootstrap_restarts: AtomicU64::new(0),
             wasm_instance_starts: AtomicU64::new(0),
             deadlines: AtomicU64::new(0),
+            outbound_denied: AtomicU64::new(0),
         }
     }
 
@@ -240,6 +242,12 @@ impl Metrics {
                 "counter",
                 "Invocations that passed their deadline",
                 self.deadlines.load(Ordering::Relaxed),
+            ),
+            (
+                "aws_custom_runtime_wasm_outbound_denied_total",
+                "counter",
+                "Outgoing HTTP requests of components refused by WASM_ALLOWED_OUTBOUND_HOSTS",
+                self.outbound_denied.load(Ordering::Relaxed),
             ),
             (
                 "aws_custom_runtime_log_lines_dropped_total",

@@ -15,7 +15,7 @@ use http_body::Body;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, InvocationError, Outcome};
+use crate::dispatch::{Dispatcher, InvocationError, Outcome, RequestHead};
 use crate::metrics::{Metrics, Verdict};
 use crate::reply::{self, IntoReply, ReadError, Reply};
 use crate::serve::{Peer, Served, ServedReply};
@@ -34,6 +34,8 @@ pub struct Public {
     pub wrapper: Wrapper,
     pub sink: Option<Sink>,
     pub metrics: Arc<Metrics>,
+    /// Whether events carry the request's method, URI and headers (`wasi:http` components).
+    pub request_head: bool,
 }
 
 /// The labels of a request that is not a CloudEvent, as the Go runtime names them.
@@ -51,6 +53,7 @@ impl Public {
             wrapper: config.wrapper.clone(),
             sink: config.sink.clone(),
             metrics,
+            request_head: false,
         }
     }
 
@@ -87,10 +90,17 @@ impl Public {
             Err(e) => return host_error(e.into_reply()),
         };
         let peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
-        let decoded = match self.wrapper.decode(&parts, body, peer) {
+        let mut decoded = match self.wrapper.decode(&parts, body, peer) {
             Ok(d) => d,
             Err(e) => return host_error(e.into_reply()),
         };
+        if self.request_head {
+            decoded.event.http = Some(Arc::new(RequestHead {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                headers: parts.headers.clone(),
+            }));
+        }
         let ticket = self
             .dispatcher
             .enqueue(admission, decoded.event, self.function_ttl);
@@ -100,6 +110,8 @@ impl Public {
         let (outcome, admission) = ticket.outcome().await;
         let mut verdict = match &outcome {
             Outcome::Response { .. } => Verdict::Success,
+            Outcome::Http(r) if r.status.is_server_error() => Verdict::UserError,
+            Outcome::Http(_) => Verdict::Success,
             Outcome::FunctionError(_) => Verdict::UserError,
             Outcome::Failed(e) => {
                 if matches!(e, InvocationError::Timeout(_)) {

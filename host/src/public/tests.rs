@@ -32,6 +32,7 @@ fn public(queue_size: usize) -> Arc<Public> {
         wrapper: Wrapper::new(WrapperKind::Passthrough),
         sink: None,
         metrics: Arc::new(Metrics::new(&labels)),
+        request_head: false,
     })
 }
 

@@ -129,6 +129,7 @@ impl Context {
             content_type: self.content_type,
             cognito_identity: self.cognito_identity,
             trace_id: self.trace_id,
+            http: None,
         })
     }
 }
