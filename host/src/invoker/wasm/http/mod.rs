@@ -250,21 +250,20 @@ impl HttpFunction {
         };
         let mut guest = pin!(guest);
         let mut ended: Option<wasmtime::Result<()>> = None;
+        let mut rx = rx;
         let work = async {
-            let head = tokio::select! {
-                r = rx => r,
+            tokio::select! {
+                r = &mut rx => r,
                 r = &mut guest => {
                     ended = Some(r);
-                    // The store is gone: a response set before the end is here, else none.
-                    return None;
+                    // The store is gone with the guest: a response it set is in the
+                    // channel, else the channel is closed.
+                    (&mut rx).await
                 }
-            };
-            Some(head)
+            }
         };
-        let deadline = tokio::time::timeout_at(inv.deadline.into(), work);
-        let head = match deadline.await {
-            Ok(Some(head)) => head,
-            Ok(None) => return ended_without_reply(ended, ttl),
+        let head = match tokio::time::timeout_at(inv.deadline.into(), work).await {
+            Ok(head) => head,
             Err(_) => return Outcome::Failed(InvocationError::Timeout(ttl)),
         };
         let response = match head {
@@ -279,7 +278,7 @@ impl HttpFunction {
         let limit = self.body_limit;
         // The guest writes the body while it runs: drive both, the body bounded.
         let read = async {
-            let mut body = http_body_util::Limited::new(body, limit + 1);
+            let mut body = body;
             let mut buf = bytes::BytesMut::new();
             while let Some(frame) = body.frame().await {
                 match frame {
@@ -291,7 +290,10 @@ impl HttpFunction {
                             buf.extend_from_slice(&data);
                         }
                     }
-                    Err(_) => return Err(None),
+                    Err(e) => {
+                        tracing::debug!("component response body: {e:?}");
+                        return Err(None);
+                    }
                 }
             }
             Ok(buf.freeze())
@@ -439,7 +441,7 @@ fn failure(e: &wasmtime::Error, ttl: std::time::Duration) -> InvocationError {
     if e.downcast_ref::<DeadlineExceeded>().is_some() {
         InvocationError::Timeout(ttl)
     } else if let Some(trap) = e.downcast_ref::<Trap>() {
-        InvocationError::Trap(format!("wasm trap: {trap}"))
+        InvocationError::Trap(trap.to_string())
     } else {
         InvocationError::Trap(format!("{e:#}"))
     }
