@@ -8,8 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
+pub mod stream;
 mod types;
 
+pub use self::stream::Streamed;
 pub use self::types::*;
 
 /// Index of a runner (a bootstrap process or a WASI instance slot).

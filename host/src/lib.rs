@@ -147,6 +147,7 @@ pub async fn run(
                 function_arn: HeaderValue::from_str(&config.function.arn())
                     .context("the function ARN is not a valid header value")?,
                 body_limit: config.body_limit,
+                streaming_limit: config.streaming_limit as u64,
                 read_timeout: config.function_ttl,
             });
             // The Runtime API listens before any bootstrap starts.

@@ -109,7 +109,7 @@ impl Public {
         // and resets its runner (see `Ticket`).
         let (outcome, admission) = ticket.outcome().await;
         let mut verdict = match &outcome {
-            Outcome::Response { .. } => Verdict::Success,
+            Outcome::Response { .. } | Outcome::Stream(_) => Verdict::Success,
             Outcome::Http(r) if r.status.is_server_error() => Verdict::UserError,
             Outcome::Http(_) => Verdict::Success,
             Outcome::FunctionError(_) => Verdict::UserError,

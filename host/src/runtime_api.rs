@@ -24,6 +24,8 @@ pub struct RuntimeApi {
     pub dispatcher: Arc<Dispatcher>,
     pub function_arn: HeaderValue,
     pub body_limit: usize,
+    /// Largest streamed response (`STREAMING_RESPONSE_LIMIT`).
+    pub streaming_limit: u64,
     /// How long a runtime may take to upload a response or error body (the function's
     /// timeout: past it the invocation has ended anyway).
     pub read_timeout: Duration,
@@ -171,6 +173,11 @@ impl RuntimeApi {
         if !self.dispatcher.is_held_by(runner, id) {
             return InvalidRequestId.into_reply();
         }
+        match streaming::mode(headers) {
+            Ok(streaming::Mode::Buffered) => {}
+            Ok(streaming::Mode::Streaming) => return self.stream(runner, id, headers, body).await,
+            Err(refused) => return self.refuse_mode(runner, id, refused),
+        }
         match self.read(body).await {
             Ok(body) => {
                 let content_type = headers
@@ -228,5 +235,7 @@ fn accepted() -> Reply {
     )
 }
 
+pub mod prelude;
+mod streaming;
 #[cfg(test)]
 mod tests;

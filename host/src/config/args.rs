@@ -62,6 +62,12 @@ pub struct Args {
           default_value = "5", value_parser = parse::parse_megabytes)]
     pub request_size_limit: usize,
 
+    /// Largest streamed response, in MB (10^6 bytes, as AWS); past it the stream is cut and
+    /// the caller sees an incomplete response.
+    #[arg(long, env = "STREAMING_RESPONSE_LIMIT", value_name = "STREAMING_RESPONSE_LIMIT",
+          default_value = "200", value_parser = parse::parse_megabytes)]
+    pub streaming_response_limit: usize,
+
     /// Deadline of an invocation, counted from its arrival (Go duration: 500ms, 10s, 1m30s).
     #[arg(long, env = "FUNCTION_TTL", value_name = "FUNCTION_TTL",
           default_value = "10s", value_parser = parse::parse_go_duration)]

@@ -47,6 +47,8 @@ pub struct Config {
     pub internal_api_port: Option<u16>,
     pub invoker_count: usize,
     pub body_limit: usize,
+    /// Largest streamed response, in bytes (`STREAMING_RESPONSE_LIMIT`).
+    pub streaming_limit: usize,
     pub function_ttl: Duration,
     /// How long a caller may take to send its request body (`REQUEST_READ_TIMEOUT`).
     pub request_read_timeout: Duration,
@@ -120,6 +122,7 @@ impl Config {
             internal_api_port: args.internal_api_port.filter(|p| *p != 0),
             invoker_count: args.invoker_count,
             body_limit: args.request_size_limit,
+            streaming_limit: args.streaming_response_limit,
             function_ttl: args.function_ttl,
             request_read_timeout: args.request_read_timeout,
             response_write_timeout: args.response_write_timeout,

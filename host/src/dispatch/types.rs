@@ -55,6 +55,9 @@ pub enum Outcome {
         body: Bytes,
         content_type: Option<String>,
     },
+    /// A response whose body arrives over time (Lambda's streaming mode, a streaming
+    /// guest, a command's stdout, a `wasi:http` component): see [`super::stream`].
+    Stream(super::stream::Streamed),
     FunctionError(Diagnostic),
     Failed(InvocationError),
     /// The function's own HTTP reply (`wasi:http` components, PASSTHROUGH only).
@@ -100,6 +103,12 @@ pub enum InvocationError {
     HostFailure(String),
     #[error("the host is shutting down")]
     ShuttingDown,
+    /// The runtime asked for a response mode Lambda does not have.
+    #[error("invalid Lambda-Runtime-Function-Response-Mode: {0}")]
+    InvalidResponseMode(String),
+    /// A streamed response's HTTP-integration prelude cannot be read.
+    #[error("malformed HTTP integration response prelude: {0}")]
+    MalformedPrelude(String),
 }
 
 impl InvocationError {
@@ -115,6 +124,8 @@ impl InvocationError {
             InvocationError::InitFailed(_) => "Runtime.InitError",
             InvocationError::HostFailure(_) => "Sandbox.HostFailure",
             InvocationError::ShuttingDown => "ServiceUnavailable",
+            InvocationError::InvalidResponseMode(_) => "Runtime.InvalidResponseModeHeader",
+            InvocationError::MalformedPrelude(_) => "Runtime.MalformedHttpIntegrationResponse",
         }
     }
 }

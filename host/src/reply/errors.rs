@@ -26,7 +26,9 @@ impl IntoReply for Failed<'_> {
             | InvocationError::ResponseTooLarge { .. }
             | InvocationError::Trap(_)
             | InvocationError::InitFailed(_)
-            | InvocationError::HostFailure(_) => StatusCode::BAD_GATEWAY,
+            | InvocationError::HostFailure(_)
+            | InvocationError::InvalidResponseMode(_)
+            | InvocationError::MalformedPrelude(_) => StatusCode::BAD_GATEWAY,
             InvocationError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         };
         error(

@@ -82,6 +82,7 @@ mod in_memory {
             dispatcher: Dispatcher::new(runners, 8),
             function_arn: http::HeaderValue::from_static("arn:aws:lambda:us-east-1:0:function:f"),
             body_limit: 1024,
+            streaming_limit: 1 << 20,
             read_timeout: Duration::from_secs(5),
         }
     }

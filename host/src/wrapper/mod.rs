@@ -123,6 +123,12 @@ pub fn encode(request_id: &str, outcome: Outcome) -> Reply {
             );
             r
         }
+        // Streams have their own encoder (`stream`); one reaching here is buffered first.
+        Outcome::Stream(_) => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Sandbox.HostFailure",
+            "a streamed response reached a buffered encoder",
+        ),
         Outcome::Failed(error) => reply::Failed {
             request_id,
             error: &error,
