@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, InvocationError, Outcome, RequestHead};
+use crate::invoker;
 use crate::metrics::{Metrics, Verdict};
 use crate::reply::{self, IntoReply, ReadError, Reply};
 use crate::serve::{Peer, Served, ServedReply};
@@ -108,6 +109,13 @@ impl Public {
         // A caller who hangs up drops the ticket; it then still times the invocation out
         // and resets its runner (see `Ticket`).
         let (outcome, admission) = ticket.outcome().await;
+        // A component's reply streams from its instance; this endpoint answers it whole.
+        let outcome = match self.request_head {
+            true => {
+                invoker::wasm::http::buffered(outcome, self.body_limit, self.function_ttl).await
+            }
+            false => outcome,
+        };
         let mut verdict = match &outcome {
             Outcome::Response { .. } | Outcome::Stream(_) => Verdict::Success,
             Outcome::Http(r) if r.status.is_server_error() => Verdict::UserError,

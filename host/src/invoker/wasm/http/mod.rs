@@ -9,31 +9,26 @@
 
 mod cache;
 mod outgoing;
+mod serve;
+
+pub use serve::buffered;
 
 use std::path::Path;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, StoreLimits, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use self::outgoing::Outbound;
 use super::engine::{self, Pool};
 use super::output::LogStream;
 use crate::config::{Config, WasmSettings};
-use crate::dispatch::{
-    Dispatcher, HttpReply, Invocation, InvocationError, Outcome, ResponseSize, RunnerId,
-    check_response_size,
-};
+use crate::dispatch::{Dispatcher, RunnerId};
 use crate::metrics::Metrics;
 use crate::outbound::AllowList;
 use crate::wrapper::WrapperKind;
@@ -182,152 +177,6 @@ impl HttpFunction {
         Ok(())
     }
 
-    /// Serves invocations on instance slot `runner` until `stop`.
-    pub async fn run(self: Arc<Self>, runner: RunnerId, stop: CancellationToken) {
-        let dispatcher = self.dispatcher.clone();
-        loop {
-            let inv = tokio::select! {
-                inv = dispatcher.next(runner) => inv,
-                _ = stop.cancelled() => return,
-            };
-            let id = inv.id.clone();
-            let outcome = tokio::select! {
-                outcome = self.serve(runner, inv) => outcome,
-                // The dispatcher already answered the deadline; dropping the store stops
-                // the instance.
-                _ = dispatcher.reset_signal(runner).notified() => continue,
-                _ = stop.cancelled() => Outcome::Failed(InvocationError::ShuttingDown),
-            };
-            if let Outcome::Failed(e) = &outcome {
-                tracing::warn!(instance = runner, request_id = %id, "invocation failed: {e}");
-            }
-            let _ = dispatcher.complete_from(runner, &id, outcome);
-        }
-    }
-
-    /// One request in a fresh instance: its outcome, whatever the guest does.
-    async fn serve(&self, runner: RunnerId, inv: Invocation) -> Outcome {
-        let ttl = inv.deadline.saturating_duration_since(Instant::now());
-        let mut store = match self.store(runner, inv.id.clone(), inv.deadline) {
-            Ok(s) => s,
-            Err(e) => {
-                let msg = format!("cannot create a sandbox: {e:#}");
-                return Outcome::Failed(InvocationError::HostFailure(msg));
-            }
-        };
-        let request = match incoming(&inv) {
-            Ok(r) => r.map(|b| {
-                b.map_err(
-                    |never: std::convert::Infallible| -> wasmtime_wasi_http::Error {
-                        match never {}
-                    },
-                )
-            }),
-            Err(e) => return Outcome::Failed(InvocationError::HostFailure(format!("{e:#}"))),
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let resources = (|| -> wasmtime::Result<_> {
-            let req = store
-                .data_mut()
-                .http()
-                .new_incoming_request(Scheme::Http, request)?;
-            let out = store.data_mut().http().new_response_outparam(tx)?;
-            Ok((req, out))
-        })();
-        let (req, out) = match resources {
-            Ok(r) => r,
-            Err(e) => return Outcome::Failed(InvocationError::HostFailure(format!("{e:#}"))),
-        };
-        // The store moves into the guest's future and drops with it, closing the response
-        // channel and body whatever the guest did with them.
-        let pre = &self.pre;
-        let guest = async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
-        };
-        let mut guest = pin!(guest);
-        let mut ended: Option<wasmtime::Result<()>> = None;
-        let mut rx = rx;
-        let work = async {
-            tokio::select! {
-                r = &mut rx => r,
-                r = &mut guest => {
-                    ended = Some(r);
-                    // The store is gone with the guest: a response it set is in the
-                    // channel, else the channel is closed.
-                    (&mut rx).await
-                }
-            }
-        };
-        let head = match tokio::time::timeout_at(inv.deadline.into(), work).await {
-            Ok(head) => head,
-            Err(_) => return Outcome::Failed(InvocationError::Timeout(ttl)),
-        };
-        let response = match head {
-            Ok(Ok(r)) => r,
-            Ok(Err(code)) => {
-                let msg = format!("the component answered an error: {code:?}");
-                return Outcome::Failed(InvocationError::Trap(msg));
-            }
-            Err(_) => return ended_without_reply(ended, ttl),
-        };
-        let (parts, body) = response.into_parts();
-        let limit = self.body_limit;
-        // The guest writes the body while it runs: drive both, the body bounded.
-        let read = async {
-            let mut body = body;
-            let mut buf = bytes::BytesMut::new();
-            while let Some(frame) = body.frame().await {
-                match frame {
-                    Ok(f) => {
-                        if let Ok(data) = f.into_data() {
-                            if buf.len() + data.len() > limit {
-                                return Err(Some(ResponseSize::PastLimit));
-                            }
-                            buf.extend_from_slice(&data);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!("component response body: {e:?}");
-                        return Err(None);
-                    }
-                }
-            }
-            Ok(buf.freeze())
-        };
-        let finish = async {
-            match ended.take() {
-                Some(r) => r,
-                None => guest.as_mut().await,
-            }
-        };
-        let both = async { tokio::join!(read, finish) };
-        let (body, guest_result) = match tokio::time::timeout_at(inv.deadline.into(), both).await {
-            Ok(r) => r,
-            Err(_) => return Outcome::Failed(InvocationError::Timeout(ttl)),
-        };
-        if let Err(e) = guest_result {
-            return Outcome::Failed(failure(&e, ttl));
-        }
-        match body {
-            Ok(body) => Outcome::Http(HttpReply {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            }),
-            Err(Some(size)) => match check_response_size(size, limit) {
-                Err(e) => Outcome::Failed(e),
-                Ok(()) => Outcome::Failed(InvocationError::ResponseTooLarge { size, limit }),
-            },
-            Err(None) => Outcome::Failed(InvocationError::Trap(
-                "the component's response body ended with an error".into(),
-            )),
-        }
-    }
-
     /// A store with a fresh sandbox for request `id`.
     fn store(
         &self,
@@ -400,49 +249,4 @@ fn check_exports(engine: &Engine, component: &Component) -> anyhow::Result<()> {
             exports.join(", ")
         }
     )
-}
-
-/// The invocation's request as the component's incoming request.
-fn incoming(inv: &Invocation) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
-    let mut b = hyper::Request::builder();
-    if let Some(head) = &inv.event.http {
-        b = b.method(head.method.clone()).uri(head.uri.clone());
-        if let Some(headers) = b.headers_mut() {
-            *headers = head.headers.clone();
-        }
-    } else {
-        b = b.method(http::Method::POST).uri("/");
-    }
-    let mut req = b
-        .body(Full::new(inv.event.body.clone()))
-        .context("the request cannot be passed to the component")?;
-    // wasi:http needs an authority; HTTP/1.0 callers may send no Host.
-    if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
-        req.headers_mut().insert(
-            http::header::HOST,
-            http::HeaderValue::from_static("localhost"),
-        );
-    }
-    Ok(req)
-}
-
-/// The outcome of a guest that ended before setting a response.
-fn ended_without_reply(ended: Option<wasmtime::Result<()>>, ttl: std::time::Duration) -> Outcome {
-    match ended {
-        Some(Err(e)) => Outcome::Failed(failure(&e, ttl)),
-        _ => Outcome::Failed(InvocationError::Trap(
-            "the component returned without setting a response".into(),
-        )),
-    }
-}
-
-/// What a guest error means for the invocation.
-fn failure(e: &wasmtime::Error, ttl: std::time::Duration) -> InvocationError {
-    if e.downcast_ref::<DeadlineExceeded>().is_some() {
-        InvocationError::Timeout(ttl)
-    } else if let Some(trap) = e.downcast_ref::<Trap>() {
-        InvocationError::Trap(trap.to_string())
-    } else {
-        InvocationError::Trap(format!("{e:#}"))
-    }
 }
