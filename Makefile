@@ -13,9 +13,43 @@ RIC_VENV = target/ric-venv
 
 ## Builds the functions the integration tests start (examples and test functions), and
 ## installs the PyPI runtime client (awslambdaric) that host/tests/python_client.rs runs
-functions: $(RIC_VENV)/installed
+functions: $(RIC_VENV)/installed $(COMPONENTS)/python-http.wasm $(COMPONENTS)/js-http.wasm
 	$(CARGO) build --workspace --bins
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
+	$(CARGO) build --release --target wasm32-wasip2 -p component-http-rust
+	cp target/wasm32-wasip2/release/component_http_rust.wasm $(COMPONENTS)/rust-http.wasm
+
+## wasi:http test components in Python (componentize-py) and JavaScript (jco), built once:
+## each rebuilds only when its source changes. Their WIT is the wasi:http 0.2 of the
+## wasmtime-wasi-http crate the host is built with.
+COMPONENTS = target/components
+COMPONENT_WIT = target/component-wit
+COMPONENT_VENV = target/component-venv
+COMPONENT_JS = target/component-js
+
+$(COMPONENT_WIT)/world.wit: tests/components/wit/world.wit Cargo.lock
+	mkdir -p $(COMPONENT_WIT)/deps $(COMPONENTS)
+	cp "$$(dirname "$$($(CARGO) metadata --format-version 1 | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "wasmtime-wasi-http"))')")"/wit/deps/*.wit $(COMPONENT_WIT)/deps/
+	cp $< $@
+
+$(COMPONENT_VENV)/installed:
+	python3 -m venv $(COMPONENT_VENV)
+	$(COMPONENT_VENV)/bin/pip install --quiet componentize-py==0.25.0
+	touch $@
+
+$(COMPONENTS)/python-http.wasm: tests/components/python-http/app.py $(COMPONENT_WIT)/world.wit $(COMPONENT_VENV)/installed
+	$(COMPONENT_VENV)/bin/componentize-py -d $(COMPONENT_WIT) -w test:components/http componentize \
+		-p tests/components/python-http app -o $@
+
+# jco 1.34.0: 1.35.0 cannot read a WIT folder.
+$(COMPONENT_JS)/installed:
+	mkdir -p $(COMPONENT_JS)
+	cd $(COMPONENT_JS) && echo '{"private": true}' > package.json && \
+		npm install --silent --no-audit --no-fund @bytecodealliance/jco@1.34.0
+	touch $@
+
+$(COMPONENTS)/js-http.wasm: tests/components/js-http/app.js $(COMPONENT_WIT)/world.wit $(COMPONENT_JS)/installed
+	$(COMPONENT_JS)/node_modules/.bin/jco componentize $< --wit $(COMPONENT_WIT) --world-name http -o $@
 
 $(RIC_VENV)/installed:
 	python3 -m venv $(RIC_VENV)
@@ -42,6 +76,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 $(WASM_GUESTS) -p lambda-wasi -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 -p component-http-rust -- -D warnings
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --no-deps -p aws-custom-runtime -p lambda-wasi
 
 DEPLOY_VENV = target/deploy-venv
