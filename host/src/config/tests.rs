@@ -482,6 +482,7 @@ const VARIABLES: &[&str] = &[
     "WASM_MEMORY_LIMIT",
     "WASM_CACHE_DIR",
     "WASM_PERF_MAP",
+    "WASM_ALLOWED_OUTBOUND_HOSTS",
 ];
 
 #[test]
@@ -519,4 +520,32 @@ fn help_lists_every_variable_with_its_default() {
         silent.is_empty(),
         "--help does not say the default of {silent:?}"
     );
+}
+
+#[test]
+fn outbound_allow_list_is_parsed_and_malformed_entries_are_named() {
+    let allowed = crate::outbound::AllowList::parse("http://localhost:8080").unwrap();
+    let cmd = Args::command();
+    let matches = cmd
+        .clone()
+        .try_get_matches_from([
+            "aws-custom-runtime",
+            "--wasm-allowed-outbound-hosts",
+            "http://localhost:8080",
+        ])
+        .unwrap();
+    let args = <Args as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+    assert_eq!(args.wasm.wasm_allowed_outbound_hosts, allowed);
+    let default = cmd.clone().try_get_matches_from(["aws-custom-runtime"]).unwrap();
+    let args = <Args as clap::FromArgMatches>::from_arg_matches(&default).unwrap();
+    assert!(args.wasm.wasm_allowed_outbound_hosts.is_empty());
+    let err = cmd
+        .try_get_matches_from([
+            "aws-custom-runtime",
+            "--wasm-allowed-outbound-hosts",
+            "https://ok,tcp://db:5432",
+        ])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tcp://db:5432"), "{err}");
 }
