@@ -1,7 +1,7 @@
 # The two commands of the README's Quick start are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run run-wasm test functions lint test-deploy bench bench-smoke bench-micro
+.PHONY: run run-wasm test functions components lint test-deploy bench bench-smoke bench-micro
 
 ## Serves the bash example function on http://localhost:8080
 run:
@@ -10,24 +10,25 @@ run:
 WASM_GUESTS = -p wasm-echo -p wasm-stdio -p wasm-apigateway -p wasm-cloudevents -p test-guests
 
 RIC_VENV = target/ric-venv
-
-## Builds the functions the integration tests start (examples and test functions), and
-## installs the PyPI runtime client (awslambdaric) that host/tests/python_client.rs runs
-functions: $(RIC_VENV)/installed $(COMPONENTS)/python-http.wasm $(COMPONENTS)/js-http.wasm
-	$(CARGO) build --workspace --bins
-	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
-	$(CARGO) build --release --target wasm32-wasip2 -p component-http-rust
-	cp target/wasm32-wasip2/release/component_http_rust.wasm $(COMPONENTS)/rust-http.wasm
-
-## wasi:http test components in Python (componentize-py) and JavaScript (jco), built once:
-## each rebuilds only when its source changes. Their WIT is the wasi:http 0.2 of the
-## wasmtime-wasi-http crate the host is built with.
 COMPONENTS = target/components
 COMPONENT_WIT = target/component-wit
 COMPONENT_VENV = target/component-venv
 COMPONENT_JS = target/component-js
 
-$(COMPONENT_WIT)/world.wit: tests/components/wit/world.wit Cargo.lock
+## Builds the functions the integration tests start (examples and test functions), and
+## installs the PyPI runtime client (awslambdaric) that host/tests/python_client.rs runs
+functions: $(RIC_VENV)/installed components
+	$(CARGO) build --workspace --bins
+	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
+
+## The wasi:http test components in target/components/: Rust (wasm32-wasip2), Python
+## (componentize-py) and JavaScript (jco), each rebuilt only when its source changes. Their
+## WIT is the wasi:http 0.2 of the wasmtime-wasi-http crate the host is built with.
+components: $(COMPONENTS)/python-http.wasm $(COMPONENTS)/js-http.wasm
+	$(CARGO) build --release --target wasm32-wasip2 -p component-http-rust
+	cp target/wasm32-wasip2/release/component_http_rust.wasm $(COMPONENTS)/rust-http.wasm
+
+$(COMPONENT_WIT)/world.wit: tests/components/wit/world.wit
 	mkdir -p $(COMPONENT_WIT)/deps $(COMPONENTS)
 	cp "$$(dirname "$$($(CARGO) metadata --format-version 1 | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "wasmtime-wasi-http"))')")"/wit/deps/*.wit $(COMPONENT_WIT)/deps/
 	cp $< $@
@@ -102,6 +103,7 @@ BENCH_ARGS ?=
 bench:
 	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	$(MAKE) components
 	python3 bench/bench.py $(BENCH_ARGS)
 
 ## CI: a 2-second run of every scenario at c=1 and c=64 on dev builds (checks the harness,
@@ -109,6 +111,7 @@ bench:
 bench-smoke:
 	$(CARGO) build -p aws-custom-runtime -p rust-native-echo -p bench
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	$(MAKE) components
 	python3 bench/bench.py --smoke --profile debug
 
 ## Criterion micro-benchmarks: Dispatcher round trip, WASI fresh-instance / loop / stdio cycles
