@@ -536,7 +536,10 @@ fn outbound_allow_list_is_parsed_and_malformed_entries_are_named() {
         .unwrap();
     let args = <Args as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
     assert_eq!(args.wasm.wasm_allowed_outbound_hosts, allowed);
-    let default = cmd.clone().try_get_matches_from(["aws-custom-runtime"]).unwrap();
+    let default = cmd
+        .clone()
+        .try_get_matches_from(["aws-custom-runtime"])
+        .unwrap();
     let args = <Args as clap::FromArgMatches>::from_arg_matches(&default).unwrap();
     assert!(args.wasm.wasm_allowed_outbound_hosts.is_empty());
     let err = cmd
