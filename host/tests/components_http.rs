@@ -3,7 +3,7 @@
 //! Python (componentize-py) and JavaScript (jco). Each language's component echoes the
 //! request, sets status and headers, streams and takes a 5 MB body; the Rust one also shows
 //! the sandbox (deadline, memory cap, environment, file system), the outbound allow-list
-//! against a local server, concurrency, and the start-up refusals.
+//! against a local server, concurrency, K_SINK, and the start-up refusals.
 
 mod common;
 
@@ -317,4 +317,45 @@ fn start_up_refuses_a_malformed_allow_list_and_a_wrapper() {
     ]);
     assert!(!status.success(), "{out}");
     assert!(out.contains("RESPONSE_FORMAT must be PASSTHROUGH"), "{out}");
+}
+
+#[tokio::test]
+async fn k_sink_still_receives_a_components_reply() {
+    use http_body_util::BodyExt;
+    type Seen = Arc<std::sync::Mutex<Vec<(Option<String>, bytes::Bytes)>>>;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(aws_custom_runtime::serve::serve(
+        listener,
+        stop.clone(),
+        aws_custom_runtime::serve::Options::default(),
+        move |req: http::Request<hyper::body::Incoming>| {
+            let record = record.clone();
+            async move {
+                let ct = req
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let bytes = req.into_body().collect().await.unwrap().to_bytes();
+                record.lock().unwrap().push((ct, bytes));
+                let ack = http::HeaderValue::from_static("text/plain");
+                aws_custom_runtime::reply::with_body(http::StatusCode::ACCEPTED, ack, "ack".into())
+                    .map(aws_custom_runtime::serve::Served::from)
+            }
+        },
+    ));
+    let dir = function("rust-http");
+    let host = start(&dir, &[("K_SINK", &url)]);
+    let (status, text) = get(&host, "/status?200").await;
+    assert_eq!(status, 200, "the function's status, as for any function");
+    assert_eq!(text, "ack", "the sink's reply body is passed back");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0.as_deref(), Some("text/x-probe"));
+    assert_eq!(&seen[0].1[..], b"status set");
+    stop.cancel();
 }
