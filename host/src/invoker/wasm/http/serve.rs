@@ -238,3 +238,73 @@ pub async fn buffered(outcome: Outcome, limit: usize, ttl: Duration) -> Outcome 
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streamed(limit: u64) -> (stream::StreamWriter, Outcome) {
+        let (writer, body) = stream::channel(stream::CAPACITY, limit);
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-guest", http::HeaderValue::from_static("set"));
+        let head = Head {
+            status: http::StatusCode::CREATED,
+            headers,
+            cookies: Vec::new(),
+        };
+        let outcome = Outcome::Stream(Streamed {
+            head: Some(head),
+            content_type: None,
+            body,
+        });
+        (writer, outcome)
+    }
+
+    #[tokio::test]
+    async fn a_finished_stream_is_read_whole_with_its_head() {
+        let (mut writer, outcome) = streamed(100);
+        let read = tokio::spawn(buffered(outcome, 100, Duration::from_secs(1)));
+        writer.send(Bytes::from_static(b"ab")).await.unwrap();
+        writer.send(Bytes::from_static(b"cd")).await.unwrap();
+        writer.finish();
+        let Outcome::Http(r) = read.await.unwrap() else {
+            panic!("not an HTTP reply");
+        };
+        assert_eq!(r.status, http::StatusCode::CREATED);
+        assert_eq!(r.headers["x-guest"], "set");
+        assert_eq!(&r.body[..], b"abcd");
+    }
+
+    #[tokio::test]
+    async fn a_cut_stream_fails_the_invocation() {
+        let (mut writer, outcome) = streamed(3);
+        let read = tokio::spawn(buffered(outcome, 3, Duration::from_secs(1)));
+        assert!(writer.send(Bytes::from_static(b"abcd")).await.is_err());
+        let outcome = read.await.unwrap();
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Failed(InvocationError::ResponseTooLarge { .. })
+            ),
+            "{outcome:?}"
+        );
+        let (writer, outcome) = streamed(100);
+        let read = tokio::spawn(buffered(outcome, 100, Duration::from_secs(2)));
+        writer.cut(Cut::Deadline);
+        let outcome = read.await.unwrap();
+        assert!(
+            matches!(outcome, Outcome::Failed(InvocationError::Timeout(_))),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_outcomes_pass_unchanged() {
+        let outcome = Outcome::Failed(InvocationError::ShuttingDown);
+        let outcome = buffered(outcome, 10, Duration::from_secs(1)).await;
+        assert!(matches!(
+            outcome,
+            Outcome::Failed(InvocationError::ShuttingDown)
+        ));
+    }
+}
