@@ -4,7 +4,7 @@
 //! pre-linked once; every request gets a fresh instance in its own store and sandbox: the
 //! memory cap, the deadline (epoch and timer), a read-only task folder, only the Lambda
 //! environment, no sockets, and outgoing HTTP only to `WASM_ALLOWED_OUTBOUND_HOSTS`
-//! ([`outgoing`]). Invocations come from the Dispatcher like any other function's, one per
+//! (`outgoing.rs`). Invocations come from the Dispatcher like any other function's, one per
 //! instance slot (`INVOKER_COUNT`); nothing here talks to the public endpoint.
 
 mod cache;
