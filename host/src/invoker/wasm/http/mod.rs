@@ -138,6 +138,10 @@ impl HttpFunction {
             .map_err(anyhow::Error::from)
             .context("bootstrap.wasm does not export wasi:http/incoming-handler 0.2")?;
         super::start_ticker(&engine);
+        // The outgoing client builds its TLS config with the process's default provider:
+        // with two providers linked in (another part of the host may bring aws-lc-rs),
+        // rustls would panic at the first https request instead of choosing.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let function = HttpFunction {
             pre,
             pool,
