@@ -39,7 +39,7 @@ $(COMPONENT_VENV)/installed:
 	touch $@
 
 $(COMPONENTS)/python-http.wasm: tests/components/python-http/app.py $(COMPONENT_WIT)/world.wit $(COMPONENT_VENV)/installed
-	$(COMPONENT_VENV)/bin/componentize-py -d $(COMPONENT_WIT) -w test:components/http componentize \
+	PYTHONDONTWRITEBYTECODE=1 $(COMPONENT_VENV)/bin/componentize-py -d $(COMPONENT_WIT) -w test:components/http componentize \
 		-p tests/components/python-http app -o $@
 
 # jco 1.34.0: 1.35.0 cannot read a WIT folder.
