@@ -1,7 +1,7 @@
 # The two commands of the README's Quick start are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run run-wasm test functions lint test-deploy bench bench-smoke bench-micro
+.PHONY: run run-wasm test functions components lint test-deploy bench bench-smoke bench-micro
 
 ## Serves the bash example function on http://localhost:8080
 run:
@@ -17,12 +17,48 @@ NODE_RIC_VERSION = 3.3.0
 NODE_DIR = $(shell node -p "require('path').dirname(require('path').dirname(process.execPath))" 2>/dev/null)
 NODE_GYP_DIR = $(if $(wildcard $(NODE_DIR)/include/node/node.h),$(NODE_DIR))
 
-## Builds the functions the integration tests start (examples and test functions), and
-## installs the runtime clients the client tests run: PyPI awslambdaric
+COMPONENTS = target/components
+COMPONENT_WIT = target/component-wit
+COMPONENT_VENV = target/component-venv
+COMPONENT_JS = target/component-js
+
+## Builds the functions the integration tests start (examples, test functions and test
+## components), and installs the runtime clients the client tests run: PyPI awslambdaric
 ## (host/tests/python_client.rs) and npm aws-lambda-ric (host/tests/node_client.rs)
-functions: $(RIC_VENV)/installed $(NODE_RIC)/installed
+functions: $(RIC_VENV)/installed $(NODE_RIC)/installed components
 	$(CARGO) build --workspace --bins
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
+
+## The wasi:http test components in target/components/: Rust (wasm32-wasip2), Python
+## (componentize-py) and JavaScript (jco), each rebuilt only when its source changes. Their
+## WIT is the wasi:http 0.2 of the wasmtime-wasi-http crate the host is built with.
+components: $(COMPONENTS)/python-http.wasm $(COMPONENTS)/js-http.wasm
+	$(CARGO) build --release --target wasm32-wasip2 -p component-http-rust
+	cp target/wasm32-wasip2/release/component_http_rust.wasm $(COMPONENTS)/rust-http.wasm
+
+$(COMPONENT_WIT)/world.wit: tests/components/wit/world.wit
+	mkdir -p $(COMPONENT_WIT)/deps $(COMPONENTS)
+	cp "$$(dirname "$$($(CARGO) metadata --format-version 1 | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "wasmtime-wasi-http"))')")"/wit/deps/*.wit $(COMPONENT_WIT)/deps/
+	cp $< $@
+
+$(COMPONENT_VENV)/installed:
+	python3 -m venv $(COMPONENT_VENV)
+	$(COMPONENT_VENV)/bin/pip install --quiet componentize-py==0.25.0
+	touch $@
+
+$(COMPONENTS)/python-http.wasm: tests/components/python-http/app.py $(COMPONENT_WIT)/world.wit $(COMPONENT_VENV)/installed
+	PYTHONDONTWRITEBYTECODE=1 $(COMPONENT_VENV)/bin/componentize-py -d $(COMPONENT_WIT) -w test:components/http componentize \
+		-p tests/components/python-http app -o $@
+
+# jco 1.34.0: 1.35.0 cannot read a WIT folder.
+$(COMPONENT_JS)/installed:
+	mkdir -p $(COMPONENT_JS)
+	cd $(COMPONENT_JS) && echo '{"private": true}' > package.json && \
+		npm install --silent --no-audit --no-fund @bytecodealliance/jco@1.34.0
+	touch $@
+
+$(COMPONENTS)/js-http.wasm: tests/components/js-http/app.js $(COMPONENT_WIT)/world.wit $(COMPONENT_JS)/installed
+	$(COMPONENT_JS)/node_modules/.bin/jco componentize $< --wit $(COMPONENT_WIT) --world-name http -o $@
 
 $(RIC_VENV)/installed:
 	python3 -m venv $(RIC_VENV)
@@ -60,6 +96,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 $(WASM_GUESTS) -p lambda-wasi -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 -p component-http-rust -- -D warnings
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --no-deps -p aws-custom-runtime -p lambda-wasi
 
 DEPLOY_VENV = target/deploy-venv
@@ -85,6 +122,7 @@ BENCH_ARGS ?=
 bench:
 	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench -p stream-function
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	$(MAKE) components
 	python3 bench/bench.py $(BENCH_ARGS)
 
 ## CI: a 2-second run of every scenario at c=1 and c=64 on dev builds (checks the harness,
@@ -92,6 +130,7 @@ bench:
 bench-smoke:
 	$(CARGO) build -p aws-custom-runtime -p rust-native-echo -p bench -p stream-function
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	$(MAKE) components
 	python3 bench/bench.py --smoke --profile debug
 
 ## Criterion micro-benchmarks: Dispatcher round trip, WASI fresh-instance / loop / stdio cycles

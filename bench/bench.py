@@ -30,7 +30,10 @@ BIG_BODY_BYTES = 1_000_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-SCENARIOS = ["reference", "native", "wasm-loop", "wasm-invocation", "wasm-stdio"]
+SCENARIOS = ["reference", "native", "wasm-loop", "wasm-invocation", "wasm-stdio", "http-rust",
+             "http-python"]
+# wasi:http components (make functions builds them): Rust and Python echoes of the request.
+COMPONENTS = {"http-rust": "rust-http.wasm", "http-python": "python-http.wasm"}
 
 # (target name, scenario, load, metric, comparison, bound); ratios are to the reference.
 TARGETS = [
@@ -159,8 +162,10 @@ class Server:
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
 
-    def wait_ready(self, timeout=60.0):
-        """Seconds from process start to the first 200, polling in a tight loop."""
+    def wait_ready(self, timeout=None):
+        """Seconds from process start to the first 200, polling in a tight loop. A Python
+        component compiles for tens of seconds on its first start (then it is cached)."""
+        timeout = timeout or (300.0 if self.name == "http-python" else 60.0)
         while time.perf_counter() - self.started < timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; "
@@ -198,8 +203,10 @@ class Setup:
         wasm = target / "wasm32-wasip1" / "release"
         self.host = bins / "aws-custom-runtime"
         self.echo = bins / "bench-echo"
-        needed = [self.host, self.echo, bins / "bootstrap", wasm / "wasm-echo.wasm",
-                  wasm / "wasm-stdio.wasm", bins / "stream-function"]
+        components = target / "components"
+        needed = ([self.host, self.echo, bins / "bootstrap", wasm / "wasm-echo.wasm",
+                   wasm / "wasm-stdio.wasm", bins / "stream-function"]
+                  + [components / c for c in COMPONENTS.values()])
         missing = [str(p) for p in needed if not p.exists()]
         if missing:
             sys.exit("bench: missing binaries (run `make bench`, which builds them):\n  "
@@ -211,7 +218,9 @@ class Setup:
         for name, src, dest in [("native", bins / "bootstrap", "bootstrap"),
                                 ("stream", bins / "stream-function", "bootstrap"),
                                 ("wasm-echo", wasm / "wasm-echo.wasm", "bootstrap.wasm"),
-                                ("wasm-stdio", wasm / "wasm-stdio.wasm", "bootstrap.wasm")]:
+                                ("wasm-stdio", wasm / "wasm-stdio.wasm", "bootstrap.wasm")] + [
+                                    (name, components / c, "bootstrap.wasm")
+                                    for name, c in COMPONENTS.items()]:
             d = self.work / name
             d.mkdir()
             shutil.copy2(src, d / dest)
@@ -237,6 +246,8 @@ class Setup:
         elif scenario == "wasm-stdio":
             env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-stdio"])
             env["WASM_ISOLATION"] = "invocation"
+        elif scenario in COMPONENTS:
+            env["LAMBDA_TASK_ROOT"] = str(self.fn[scenario])
         else:
             raise ValueError(scenario)
         return Server(scenario, [str(self.host)], env, self.logs)

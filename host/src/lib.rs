@@ -19,6 +19,7 @@ pub mod invoker;
 pub mod lambda_error;
 pub mod logging;
 pub mod metrics;
+pub mod outbound;
 pub mod public;
 pub mod reply;
 pub mod runtime_api;
@@ -146,6 +147,8 @@ pub async fn run(
     }
     let runner_stop = CancellationToken::new();
     let mut supervisors = JoinSet::new();
+    // `wasi:http` components take the request itself.
+    let mut request_head = false;
     match &config.kind {
         FunctionKind::Native { bootstrap } => {
             let api = Arc::new(RuntimeApi {
@@ -174,6 +177,23 @@ pub async fn run(
                     runner_stop.clone(),
                 ));
             }
+        }
+        FunctionKind::Wasm(settings) if invoker::wasm::http::is_component(&settings.module) => {
+            let (c, s, d, m) = (
+                config.clone(),
+                settings.clone(),
+                dispatcher.clone(),
+                metrics.clone(),
+            );
+            let load = move || invoker::wasm::http::HttpFunction::load(&c, &s, d, m);
+            let function = tokio::task::spawn_blocking(load)
+                .await
+                .context("loading the wasm component panicked")??;
+            let function = Arc::new(function);
+            for runner in 0..runners {
+                supervisors.spawn(function.clone().run(runner, runner_stop.clone()));
+            }
+            request_head = true;
         }
         FunctionKind::Wasm(settings) => {
             let (c, s, d, m) = (
@@ -210,7 +230,9 @@ pub async fn run(
         "function ready; public endpoint listening on {}",
         addresses.public
     );
-    let public = Arc::new(Public::new(&config, dispatcher.clone(), metrics.clone()));
+    let mut public = Public::new(&config, dispatcher.clone(), metrics.clone());
+    public.request_head = request_head;
+    let public = Arc::new(public);
     let public_stop = CancellationToken::new();
     let options = serve::Options {
         drain: Some(config.function_ttl + Duration::from_secs(1)),

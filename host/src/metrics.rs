@@ -62,6 +62,7 @@ pub struct Metrics {
     pub envs: std::sync::Arc<crate::tenancy::stats::Stats>,
     /// Response streams cut before their end (past their limit or deadline, broken).
     pub streams_cut: AtomicU64,
+    pub outbound_denied: AtomicU64,
 }
 
 impl Metrics {
@@ -85,6 +86,7 @@ impl Metrics {
             deadlines: AtomicU64::new(0),
             envs: Default::default(),
             streams_cut: AtomicU64::new(0),
+            outbound_denied: AtomicU64::new(0),
         }
     }
 
@@ -252,6 +254,12 @@ impl Metrics {
                 "counter",
                 "Response streams cut before their end (limit, deadline, broken upload)",
                 self.streams_cut.load(Ordering::Relaxed),
+            ),
+            (
+                "aws_custom_runtime_wasm_outbound_denied_total",
+                "counter",
+                "Outgoing HTTP requests of components refused by WASM_ALLOWED_OUTBOUND_HOSTS",
+                self.outbound_denied.load(Ordering::Relaxed),
             ),
             (
                 "aws_custom_runtime_log_lines_dropped_total",

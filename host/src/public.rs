@@ -15,7 +15,7 @@ use http_body::Body;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, InvocationError, Outcome};
+use crate::dispatch::{Dispatcher, InvocationError, Outcome, RequestHead};
 use crate::metrics::{Metrics, Verdict};
 use crate::reply::{self, IntoReply, ReadError, Reply};
 use crate::serve::{Peer, Served, ServedReply};
@@ -36,6 +36,8 @@ pub struct Public {
     pub metrics: Arc<Metrics>,
     /// Where the tenant id comes from and whether one is expected.
     pub tenancy: crate::tenancy::Policy,
+    /// Whether events carry the request's method, URI and headers (`wasi:http` components).
+    pub request_head: bool,
 }
 
 /// The labels of a request that is not a CloudEvent, as the Go runtime names them.
@@ -54,6 +56,7 @@ impl Public {
             sink: config.sink.clone(),
             metrics,
             tenancy: config.tenancy.clone(),
+            request_head: false,
         }
     }
 
@@ -99,6 +102,13 @@ impl Public {
             Err(e) => return host_error(e.into_reply()),
         };
         decoded.event.tenant_id = tenant;
+        if self.request_head {
+            decoded.event.http = Some(Arc::new(RequestHead {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                headers: parts.headers.clone(),
+            }));
+        }
         let ticket = self
             .dispatcher
             .enqueue(admission, decoded.event, self.function_ttl);
@@ -120,6 +130,8 @@ impl Public {
         };
         let mut verdict = match &outcome {
             Outcome::Response { .. } | Outcome::Stream(_) => Verdict::Success,
+            Outcome::Http(r) if r.status.is_server_error() => Verdict::UserError,
+            Outcome::Http(_) => Verdict::Success,
             Outcome::FunctionError(_) => Verdict::UserError,
             Outcome::Failed(e) => {
                 if matches!(e, InvocationError::Timeout(_)) {

@@ -488,6 +488,7 @@ const VARIABLES: &[&str] = &[
     "TENANT_ID_HEADER",
     "TENANT_MAX_CONCURRENCY",
     "TENANT_QUEUE_SHARE",
+    "WASM_ALLOWED_OUTBOUND_HOSTS",
 ];
 
 #[test]
@@ -559,4 +560,35 @@ fn tenant_isolation_defaults_follow_the_invokers_and_the_queue() {
         2 << 20
     );
     assert_eq!(args(&[]).wasm.wasm_tmp_limit, 64 << 20);
+}
+
+#[test]
+fn outbound_allow_list_is_parsed_and_malformed_entries_are_named() {
+    let allowed = crate::outbound::AllowList::parse("http://localhost:8080").unwrap();
+    let cmd = Args::command();
+    let matches = cmd
+        .clone()
+        .try_get_matches_from([
+            "aws-custom-runtime",
+            "--wasm-allowed-outbound-hosts",
+            "http://localhost:8080",
+        ])
+        .unwrap();
+    let args = <Args as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+    assert_eq!(args.wasm.wasm_allowed_outbound_hosts, allowed);
+    let default = cmd
+        .clone()
+        .try_get_matches_from(["aws-custom-runtime"])
+        .unwrap();
+    let args = <Args as clap::FromArgMatches>::from_arg_matches(&default).unwrap();
+    assert!(args.wasm.wasm_allowed_outbound_hosts.is_empty());
+    let err = cmd
+        .try_get_matches_from([
+            "aws-custom-runtime",
+            "--wasm-allowed-outbound-hosts",
+            "https://ok,tcp://db:5432",
+        ])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tcp://db:5432"), "{err}");
 }

@@ -7,6 +7,7 @@ use clap::builder::{BoolishValueParser, EnumValueParser};
 use clap::{ArgAction, Args, ValueEnum};
 
 use super::parse::{self, Blank, MIB};
+use crate::outbound::AllowList;
 
 /// WASI function settings.
 #[derive(Debug, Clone, Args)]
@@ -39,6 +40,17 @@ pub struct WasmArgs {
     #[arg(long, env = "WASM_PERF_MAP", value_name = "WASM_PERF_MAP", default_value = "false",
           value_parser = Blank(BoolishValueParser::new()), action = ArgAction::Set)]
     pub wasm_perf_map: bool,
+
+    /// WebAssembly components: origins their outgoing HTTP requests may reach, comma-separated
+    /// `scheme://host:port` (`*` for any scheme, host or port; `*.domain` for names below a
+    /// domain). Default: none (no outbound network).
+    #[arg(long, env = "WASM_ALLOWED_OUTBOUND_HOSTS", value_name = "WASM_ALLOWED_OUTBOUND_HOSTS",
+          default_value = "", value_parser = parse_allow_list)]
+    pub wasm_allowed_outbound_hosts: AllowList,
+}
+
+fn parse_allow_list(value: &str) -> Result<AllowList, String> {
+    AllowList::parse(value).map_err(|e| e.to_string())
 }
 
 /// How WASI instances map to invocations.
@@ -60,6 +72,7 @@ pub struct WasmSettings {
     pub tmp_limit: usize,
     pub cache_dir: Option<PathBuf>,
     pub perf_map: bool,
+    pub allowed_outbound: AllowList,
 }
 
 impl WasmArgs {
@@ -77,6 +90,7 @@ impl WasmArgs {
             tmp_limit: self.wasm_tmp_limit,
             cache_dir,
             perf_map: self.wasm_perf_map,
+            allowed_outbound: self.wasm_allowed_outbound_hosts.clone(),
         }
     }
 }

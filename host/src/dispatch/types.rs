@@ -19,6 +19,25 @@ pub struct Event {
     pub trace_id: Option<String>,
     /// The caller's tenant (`TENANT_ISOLATION_MODE=PER_TENANT`).
     pub tenant_id: Option<crate::tenancy::TenantId>,
+    /// The public request's method, URI and headers, for functions that take the HTTP
+    /// request itself (`wasi:http` components); `None` for the others.
+    pub http: Option<Arc<RequestHead>>,
+}
+
+/// The line and headers of the public request.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
+}
+
+/// A reply whose status and headers the function chose (`wasi:http` components).
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
 }
 
 /// An invocation handed to a runner.
@@ -43,6 +62,25 @@ pub enum Outcome {
     Stream(super::stream::Streamed),
     FunctionError(Diagnostic),
     Failed(InvocationError),
+    /// The function's own HTTP reply (`wasi:http` components, PASSTHROUGH only).
+    Http(HttpReply),
+}
+
+impl Outcome {
+    /// The outcome as a plain response, for wrappers that do not pass HTTP replies through.
+    pub fn plain(self) -> Outcome {
+        match self {
+            Outcome::Http(r) => Outcome::Response {
+                content_type: r
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                body: r.body,
+            },
+            other => other,
+        }
+    }
 }
 
 /// An invocation that ended without an answer from the function.

@@ -46,7 +46,18 @@ impl Public {
         };
         let buffer = |streamed: crate::dispatch::Streamed| async move {
             let limit = self.body_limit;
-            tokio::time::timeout_at(streaming.deadline.into(), streamed.buffer(limit))
+            // A component's reply keeps its own status and headers when read whole.
+            let whole = async {
+                match self.request_head {
+                    true => {
+                        let outcome = Outcome::Stream(streamed);
+                        crate::invoker::wasm::http::buffered(outcome, limit, self.function_ttl)
+                            .await
+                    }
+                    false => streamed.buffer(limit).await,
+                }
+            };
+            tokio::time::timeout_at(streaming.deadline.into(), whole)
                 .await
                 .unwrap_or(Outcome::Failed(InvocationError::Timeout(self.function_ttl)))
         };

@@ -33,6 +33,7 @@ fn public(queue_size: usize) -> Arc<Public> {
         sink: None,
         metrics: Arc::new(Metrics::new(&labels)),
         tenancy: Default::default(),
+        request_head: false,
     })
 }
 

@@ -135,7 +135,23 @@ pub fn encode(request_id: &str, outcome: Outcome) -> Reply {
             error: &error,
         }
         .into_reply(),
+        Outcome::Http(r) => http_reply(r),
     }
+}
+
+/// The function's own reply; the framing headers are hyper's to set for the body sent.
+fn http_reply(r: crate::dispatch::HttpReply) -> Reply {
+    let mut reply = http::Response::new(http_body_util::Full::new(r.body));
+    *reply.status_mut() = r.status;
+    *reply.headers_mut() = r.headers;
+    for name in [
+        http::header::CONTENT_LENGTH,
+        http::header::TRANSFER_ENCODING,
+        http::header::CONNECTION,
+    ] {
+        reply.headers_mut().remove(name);
+    }
+    reply
 }
 
 /// The function's own content type, unless it is absent or curl's default for `-d`

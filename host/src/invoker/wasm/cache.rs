@@ -75,7 +75,7 @@ fn compile(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Module> {
 
 /// Hex SHA-256 of the module bytes and of everything in the engine that makes an artifact
 /// incompatible (wasmtime version, target, settings).
-fn key(engine: &Engine, bytes: &[u8]) -> String {
+pub(crate) fn key(engine: &Engine, bytes: &[u8]) -> String {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
     engine
         .precompile_compatibility_hash()
@@ -97,7 +97,7 @@ fn deserialize(engine: &Engine, path: &Path) -> anyhow::Result<Module> {
 }
 
 /// Creates the folder private to this user, or checks that it is.
-fn usable_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn usable_dir(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -116,13 +116,13 @@ fn usable_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn private_file(path: &Path) -> bool {
+pub(crate) fn private_file(path: &Path) -> bool {
     std::fs::metadata(path)
         .is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o022 == 0)
 }
 
 /// Writes atomically (temp file + rename) so that a concurrent start never reads half a file.
-fn store(path: &Path, artifact: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn store(path: &Path, artifact: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, artifact)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;

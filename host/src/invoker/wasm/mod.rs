@@ -7,6 +7,8 @@
 
 mod abi;
 pub mod cache;
+pub mod engine;
+pub mod http;
 mod output;
 mod tmp;
 mod stdio_stream;
@@ -16,10 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use wasmtime::{
-    Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig, Store,
-    StoreLimitsBuilder, Trap, UpdateDeadline,
-};
+use wasmtime::{Engine, InstancePre, Linker, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -84,7 +83,10 @@ impl WasmFunction {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<WasmFunction> {
         let slots = config.invoker_count.max(1) as u32;
-        let engine = engine(slots, settings.memory_limit, settings.perf_map)?;
+        let engine = engine::build(
+            engine::Pool::modules(slots, settings.memory_limit),
+            settings.perf_map,
+        )?;
         let bytes = std::fs::read(&settings.module)
             .with_context(|| format!("cannot read {}", settings.module.display()))?;
         let (module, source) = cache::load(&engine, &bytes, settings.cache_dir.as_deref())?;
@@ -422,42 +424,8 @@ async fn reset(dispatcher: &Dispatcher, runner: RunnerId) {
     dispatcher.reset_signal(runner).notified().await
 }
 
-/// One engine for the function: epoch interruption, and the pooling allocator with
-/// copy-on-write memory images and resident pages kept between instances, so that a
-/// fresh instance costs microseconds.
-fn engine(slots: u32, memory_limit: usize, perf_map: bool) -> anyhow::Result<Engine> {
-    let mut pool = PoolingAllocationConfig::new();
-    let page = 64 * 1024;
-    let max_memory = memory_limit.div_ceil(page) * page;
-    // Each guest has a /tmp relay beside it (an instance with no memory of its own), and a
-    // relayed write runs on a second stack (invoker/wasm/tmp.rs).
-    pool.total_core_instances(slots * 2)
-        .total_memories(slots)
-        .total_tables(slots)
-        .total_stacks(slots * 2)
-        .max_memory_size(max_memory)
-        .linear_memory_keep_resident(1 << 20)
-        .table_keep_resident(64 * 1024)
-        .pagemap_scan(wasmtime::Enabled::Auto);
-    let mut cfg = wasmtime::Config::new();
-    cfg.epoch_interruption(true)
-        .memory_init_cow(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    if perf_map {
-        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
-    }
-    match Engine::new(&cfg) {
-        Ok(e) => Ok(e),
-        Err(e) => {
-            tracing::warn!("pooling allocator unavailable ({e:#}); allocating on demand");
-            cfg.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-            Engine::new(&cfg).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e:#}"))
-        }
-    }
-}
-
 /// Advances the engine's epoch every tick for as long as the engine lives.
-fn start_ticker(engine: &Engine) {
+pub(crate) fn start_ticker(engine: &Engine) {
     let weak = engine.weak();
     let spawned = std::thread::Builder::new()
         .name("wasm-epoch".into())

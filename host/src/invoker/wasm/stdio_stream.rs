@@ -174,7 +174,7 @@ async fn send(writer: &mut StreamWriter, chunk: Bytes, pipe: &StdoutPipe) -> boo
 /// The mid-stream error a command's end makes of its outcome; `None`: it succeeded.
 pub fn failure(outcome: Outcome) -> Option<StreamError> {
     match outcome {
-        Outcome::Response { .. } | Outcome::Stream(_) => None,
+        Outcome::Response { .. } | Outcome::Stream(_) | Outcome::Http(_) => None,
         Outcome::FunctionError(d) => Some(StreamError {
             error_type: d.error_type.clone(),
             body: serde_json::to_vec(&d).unwrap_or_default().into(),

@@ -32,6 +32,7 @@ fn public() -> Arc<Public> {
         sink: None,
         metrics: Arc::new(Metrics::new(&labels)),
         tenancy: Default::default(),
+        request_head: false,
     })
 }
 

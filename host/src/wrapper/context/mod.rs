@@ -133,6 +133,7 @@ impl Context {
             cognito_identity: self.cognito_identity,
             trace_id: self.trace_id,
             tenant_id: None,
+            http: None,
         })
     }
 }

@@ -1,0 +1,127 @@
+//! The wasmtime engine of a function, for core modules and for components alike: epoch
+//! interruption and the pooling allocator sized for the function's instance slots, with
+//! copy-on-write memory images and resident pages kept between instances, so that a fresh
+//! instance costs microseconds. It knows nothing of how instances are run.
+
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, StoreLimits};
+
+const PAGE: usize = 64 * 1024;
+
+/// What one instance slot of the pool must hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    /// Instances alive at once (`INVOKER_COUNT`).
+    pub slots: u32,
+    /// Cap of each linear memory.
+    pub memory_limit: usize,
+    /// Per slot: core instances, memories and tables. A core module has one of each; a
+    /// component made by componentize-py or jco links a dozen core modules.
+    pub core_instances: u32,
+    pub memories: u32,
+    pub tables: u32,
+    /// Per slot: fiber stacks (async calls in flight).
+    pub stacks: u32,
+    pub components: bool,
+}
+
+/// Core instances, memories and tables a slot admits for a component. componentize-py 0.25
+/// output links 14 core modules, jco 1.34's 4, Rust's 3 (counted in the test components,
+/// which instantiate within these limits); the rest is headroom, and costs address space
+/// rather than RAM.
+const COMPONENT_CORE_INSTANCES: u32 = 64;
+const COMPONENT_MEMORIES: u32 = 8;
+const COMPONENT_TABLES: u32 = 32;
+/// Instance metadata of a large component (CPython or SpiderMonkey compiled to wasm has
+/// tens of thousands of functions): the 1 MiB default refuses componentize-py's output.
+const COMPONENT_INSTANCE_SIZE: usize = 16 << 20;
+/// Table elements: an interpreter's indirect-call table outgrows the 20 000 default.
+const COMPONENT_TABLE_ELEMENTS: usize = 200_000;
+
+impl Pool {
+    /// A pool for core modules: one memory and table per slot; each guest has a `/tmp`
+    /// relay beside it (an instance with no memory of its own), and a relayed write runs on
+    /// a second stack (invoker/wasm/tmp.rs).
+    pub fn modules(slots: u32, memory_limit: usize) -> Pool {
+        Pool {
+            slots,
+            memory_limit,
+            core_instances: 2,
+            memories: 1,
+            tables: 1,
+            stacks: 2,
+            components: false,
+        }
+    }
+
+    /// A pool for components, sized for what language toolchains produce.
+    pub fn components(slots: u32, memory_limit: usize) -> Pool {
+        Pool {
+            slots,
+            memory_limit,
+            core_instances: COMPONENT_CORE_INSTANCES,
+            memories: COMPONENT_MEMORIES,
+            tables: COMPONENT_TABLES,
+            stacks: 1,
+            components: true,
+        }
+    }
+
+    /// The store limits matching a slot of this pool.
+    pub fn store_limits(&self) -> StoreLimits {
+        let b = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(self.memory_limit)
+            .instances(self.core_instances as usize)
+            .memories(self.memories as usize)
+            .tables(self.tables as usize);
+        match self.components {
+            true => b.table_elements(COMPONENT_TABLE_ELEMENTS).build(),
+            false => b.build(),
+        }
+    }
+
+    fn config(&self) -> PoolingAllocationConfig {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = self.slots;
+        pool.total_core_instances(n * self.core_instances)
+            .total_memories(n * self.memories)
+            .total_tables(n * self.tables)
+            .total_stacks(n * self.stacks)
+            .max_memory_size(self.memory_limit.div_ceil(PAGE) * PAGE)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 * 1024)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+        if self.components {
+            pool.total_component_instances(n)
+                .max_core_instances_per_component(self.core_instances)
+                .max_memories_per_component(self.memories)
+                .max_tables_per_component(self.tables)
+                .max_core_instance_size(COMPONENT_INSTANCE_SIZE)
+                .max_component_instance_size(COMPONENT_INSTANCE_SIZE)
+                .table_elements(COMPONENT_TABLE_ELEMENTS);
+        }
+        pool
+    }
+}
+
+/// The engine for `pool`; allocates on demand where the pooling allocator cannot reserve
+/// its address space.
+pub fn build(pool: Pool, perf_map: bool) -> anyhow::Result<Engine> {
+    let mut cfg = wasmtime::Config::new();
+    cfg.epoch_interruption(true)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.config()));
+    if pool.components {
+        cfg.wasm_component_model(true);
+    }
+    if perf_map {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    match Engine::new(&cfg) {
+        Ok(e) => Ok(e),
+        Err(e) => {
+            tracing::warn!("pooling allocator unavailable ({e:#}); allocating on demand");
+            cfg.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&cfg).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e:#}"))
+        }
+    }
+}
