@@ -8,9 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
-mod tenant;
 pub mod sending;
 pub mod stream;
+mod tenant;
 mod types;
 
 pub use self::stream::Streamed;

@@ -140,20 +140,34 @@ async fn a_javascript_component_serves_http() {
 }
 
 #[tokio::test]
-async fn a_reply_past_the_size_limit_is_refused() {
+async fn a_reply_streams_past_the_buffered_limit_and_is_cut_at_the_streaming_limit() {
     let dir = function("rust-http");
-    let host = start(&dir, &[("REQUEST_SIZE_LIMIT", "1")]);
-    let r = host
-        .client
-        .post(host.url("/big"))
-        // Within the request limit; the echo adds its head and passes the reply limit.
-        .body(vec![b'x'; 999_990])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 502);
-    let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
-    assert_eq!(v["errorType"], "Function.ResponseSizeTooLarge", "{v}");
+    let host = start(
+        &dir,
+        &[
+            ("REQUEST_SIZE_LIMIT", "2"),
+            ("STREAMING_RESPONSE_LIMIT", "1"),
+        ],
+    );
+    let big = |n: usize| {
+        host.client
+            .post(host.url("/big"))
+            .body(vec![b'x'; n])
+            .send()
+    };
+    // Under the streaming limit: whole, though a buffered reply could not be this large
+    // with REQUEST_SIZE_LIMIT=1.
+    let r = big(900_000).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let whole = r.bytes().await.unwrap();
+    assert!(whole.len() >= 900_000, "{}", whole.len());
+    // Past it: the caller sees the stream break off (no final chunk).
+    let r = big(1_500_000).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().await.is_err(),
+        "a cut stream must not end cleanly"
+    );
 }
 
 #[tokio::test]

@@ -10,9 +10,9 @@ pub mod cache;
 pub mod engine;
 pub mod http;
 mod output;
-mod tmp;
 mod stdio_stream;
 mod stream_abi;
+mod tmp;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -55,6 +55,8 @@ pub struct HttpFunction {
     dispatcher: Arc<Dispatcher>,
     metrics: Arc<Metrics>,
     body_limit: usize,
+    /// The most a reply may stream (`STREAMING_RESPONSE_LIMIT`): past it the stream is cut.
+    streaming_limit: usize,
     pub source: super::cache::Source,
 }
 
@@ -157,6 +159,7 @@ impl HttpFunction {
             dispatcher,
             metrics,
             body_limit: config.body_limit,
+            streaming_limit: config.streaming_limit,
             source,
         };
         function.check_fits()?;

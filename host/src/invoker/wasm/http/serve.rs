@@ -111,7 +111,7 @@ impl HttpFunction {
             Err(_) => return fail(InvocationError::Timeout(ttl)),
         };
         let (parts, mut body) = response.into_parts();
-        let (mut writer, reader) = stream::channel(stream::CAPACITY, self.body_limit as u64);
+        let (mut writer, reader) = stream::channel(stream::CAPACITY, self.streaming_limit as u64);
         let content_type = parts
             .headers
             .get(http::header::CONTENT_TYPE)
