@@ -5,7 +5,8 @@
 //!
 //! One [`dispatch::Dispatcher`] sits between thin front-ends: the public endpoint
 //! ([`public`]) admits requests as invocations; the Runtime API ([`runtime_api`]) hands them
-//! to the native bootstraps that [`invoker::native`] supervises, one port per bootstrap;
+//! to the native bootstraps that [`invoker::native`] supervises, on one port with a loopback
+//! address per bootstrap;
 //! [`invoker::wasm`] hands them to WASI guests through host functions, in long-lived
 //! instances, a fresh instance per invocation, or a plain command per invocation (event on
 //! stdin, reply on stdout). [`Listeners::bind`] binds every socket and reports the
@@ -60,7 +61,8 @@ pub struct Listeners {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Addresses {
     pub public: SocketAddr,
-    /// One per bootstrap (native functions only).
+    /// One per bootstrap (native functions only): bootstrap N's is `127.0.0.(N+1)`, all on
+    /// one port.
     pub runtime_api: Vec<SocketAddr>,
     pub metrics: Option<SocketAddr>,
 }
@@ -124,7 +126,11 @@ pub async fn run(
         write_addresses(path, &addresses)?;
     }
     let runners = config.invoker_count.max(1);
-    let dispatcher = Dispatcher::new(runners, config.queue_size);
+    let per_runner = match config.kind {
+        FunctionKind::Native { .. } => config.max_concurrency,
+        FunctionKind::Wasm(_) => 1,
+    };
+    let dispatcher = Dispatcher::with_concurrency(runners, config.queue_size, per_runner);
     let metrics = Arc::new(Metrics::new(&config.metric_labels));
     let api_stop = CancellationToken::new();
     if let Some(listener) = metrics_listener {
@@ -264,23 +270,11 @@ fn serve_metrics(
     }));
 }
 
-/// One Runtime API listener per bootstrap, so that the host knows which process holds
-/// which invocation; one with `INVOKER_COUNT=0`, for a runtime started outside the host.
+/// The Runtime API: one port, one loopback address per bootstrap, so that the host knows
+/// which process holds which invocation; one with `INVOKER_COUNT=0`, for a runtime started
+/// outside the host.
 async fn bind_runtime_api(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
-    let runners = config.invoker_count.max(1);
-    let mut listeners = Vec::with_capacity(runners);
-    for runner in 0..runners {
-        let port = match config.internal_api_port {
-            Some(base) => u16::try_from(usize::from(base) + runner)
-                .context("INTERNAL_API_PORT + INVOKER_COUNT passes port 65535")?,
-            None => 0,
-        };
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{port} (INTERNAL_API_PORT)"))?;
-        listeners.push(listener);
-    }
-    Ok(listeners)
+    runtime_api::bind::bind(config.invoker_count.max(1), config.internal_api_port).await
 }
 
 /// Binds the public port on every address (IPv6 and IPv4 where the host has both) without
