@@ -47,7 +47,7 @@ pub async fn bind(runners: usize, port: Option<u16>) -> anyhow::Result<Vec<TcpLi
             }
         }
     }
-    let (addr, e) = last.map_or_else(|| (String::new(), io::ErrorKind::AddrInUse.into()), |l| l);
+    let (addr, e) = last.unwrap_or_else(|| (String::new(), io::ErrorKind::AddrInUse.into()));
     Err(e).with_context(|| {
         format!("no port was free on every Runtime API address after {ATTEMPTS} tries ({addr})")
     })
