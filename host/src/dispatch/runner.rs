@@ -31,6 +31,9 @@ struct Life {
     polled: bool,
     /// What this life reported to `/init/error`.
     reported: Option<Arc<Diagnostic>>,
+    /// A supervisor starts its lives (a bootstrap the host runs); an external runtime's
+    /// (`INVOKER_COUNT=0`) are invisible, so its next poll after an init error is a new life.
+    supervised: bool,
 }
 
 /// The runners' lives and their concurrency slots.
@@ -46,6 +49,7 @@ impl Runners {
             state: RunnerState::Initialising,
             polled: false,
             reported: None,
+            supervised: false,
         };
         Runners {
             lives: Mutex::new((0..runners).map(|_| life()).collect()),
@@ -80,6 +84,7 @@ impl Runners {
         self.with(runner, |l| {
             l.polled = false;
             l.reported = None;
+            l.supervised = true;
             if l.state == RunnerState::Ready {
                 l.state = RunnerState::Initialising;
             }
@@ -87,11 +92,15 @@ impl Runners {
     }
 
     /// `runner` asks for an invocation: true if it may have one (it is ready now), false
-    /// when this life already reported an init error.
+    /// when this life of a supervised runner already reported an init error (it is expected
+    /// to exit, and is given nothing until it has been started again).
     pub(super) fn poll(&self, runner: RunnerId) -> bool {
         self.with(runner, |l| {
             if l.reported.is_some() {
-                return false;
+                if l.supervised {
+                    return false;
+                }
+                l.reported = None;
             }
             l.polled = true;
             l.state = RunnerState::Ready;

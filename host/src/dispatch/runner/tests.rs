@@ -150,3 +150,18 @@ async fn each_delivery_has_its_own_nonce_and_a_stale_one_answers_nothing() {
     d.complete_delivery(0, &inv.id, &second, ok()).unwrap();
     assert!(matches!(t.outcome().await.0, Outcome::Response { .. }));
 }
+
+#[tokio::test]
+async fn an_external_runtime_that_reported_an_init_error_recovers_when_it_polls_again() {
+    let d = Dispatcher::new(1, 4);
+    d.init_error(0, diag("Runtime.Custom", "nope"));
+    let t = d.enqueue(d.admit().unwrap(), event(), TTL);
+    assert_eq!(init_error_of(t.outcome().await.0).error_message, "nope");
+    // No supervisor starts its lives (INVOKER_COUNT=0): its next poll is a new one.
+    become_ready(&d, 0).await;
+    assert_eq!(d.runner_state(0), RunnerState::Ready);
+    let t = d.enqueue(d.admit().unwrap(), event(), TTL);
+    let inv = d.next(0).await;
+    d.complete(&inv.id, ok()).unwrap();
+    assert!(matches!(t.outcome().await.0, Outcome::Response { .. }));
+}
