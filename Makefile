@@ -10,16 +10,34 @@ run:
 WASM_GUESTS = -p wasm-echo -p wasm-stdio -p wasm-apigateway -p wasm-cloudevents -p test-guests
 
 RIC_VENV = target/ric-venv
+NODE_RIC = target/node-ric
+NODE_RIC_VERSION = 3.3.0
+# Node's own headers for node-gyp, so that the native build downloads nothing; empty (and
+# node-gyp fetches them) when this node was installed without them.
+NODE_DIR = $(shell node -p "require('path').dirname(require('path').dirname(process.execPath))" 2>/dev/null)
+NODE_GYP_DIR = $(if $(wildcard $(NODE_DIR)/include/node/node.h),$(NODE_DIR))
 
 ## Builds the functions the integration tests start (examples and test functions), and
-## installs the PyPI runtime client (awslambdaric) that host/tests/python_client.rs runs
-functions: $(RIC_VENV)/installed
+## installs the runtime clients the client tests run: PyPI awslambdaric
+## (host/tests/python_client.rs) and npm aws-lambda-ric (host/tests/node_client.rs)
+functions: $(RIC_VENV)/installed $(NODE_RIC)/installed
 	$(CARGO) build --workspace --bins
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
 
 $(RIC_VENV)/installed:
 	python3 -m venv $(RIC_VENV)
 	$(RIC_VENV)/bin/pip install --quiet awslambdaric==4.2.2
+	touch $@
+
+# aws-lambda-ric builds curl and aws-lambda-cpp from source at install (cmake, autotools,
+# g++; 1-3 minutes on 2 cores): its own `make` gets every core, node-gyp too. 3.3.0 is
+# the newest that runs on Node 20 (4.x wants Node 22).
+$(NODE_RIC)/installed:
+	mkdir -p $(NODE_RIC)
+	MAKEFLAGS=-j$$(nproc) JOBS=$$(nproc) $(if $(NODE_GYP_DIR),npm_config_nodedir=$(NODE_GYP_DIR)) \
+		npm install --prefix $(NODE_RIC) --no-audit --no-fund --no-save --omit=dev \
+		--loglevel=error aws-lambda-ric@$(NODE_RIC_VERSION)
+	test -f $(NODE_RIC)/node_modules/aws-lambda-ric/dist/rapid-client.node
 	touch $@
 
 ## Serves the WASI echo example (guest SDK) on http://localhost:8080

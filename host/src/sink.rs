@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -17,8 +17,9 @@ use crate::reply::{IntoReply, Reply};
 const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most of a sink's reply body passed back to the caller.
-const MAX_SINK_REPLY: usize = 1 << 20;
+/// Most of a sink's reply body passed back to the caller; a longer one is a 502
+/// `SinkReplyTooLarge` (the memory of a reply stays bounded however the sink answers).
+pub const MAX_SINK_REPLY: usize = 1 << 20;
 
 /// Why a result did not reach the sink (its answer is in [`crate::reply::errors`]).
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,22 @@ pub enum SinkError {
     /// Unreachable, 5xx or no answer, every attempt.
     #[error("result not delivered after {ATTEMPTS} attempts: {last_error}")]
     Unavailable { last_error: String },
+    /// The sink took the result but its reply body cannot be passed back: over
+    /// [`MAX_SINK_REPLY`] (`too_large`), or broken off. Not retried: the sink has the event.
+    #[error("the sink took the result ({status}) but {}", reply_problem(*too_large, reason))]
+    Reply {
+        status: StatusCode,
+        too_large: bool,
+        reason: String,
+    },
+}
+
+fn reply_problem(too_large: bool, reason: &str) -> String {
+    if too_large {
+        format!("its reply body is over {MAX_SINK_REPLY} bytes, which are not passed back")
+    } else {
+        format!("its reply body broke off: {reason}")
+    }
 }
 
 /// A validated sink address and the connection pool to it; cloning shares the pool.
@@ -95,7 +112,11 @@ impl Sink {
                         .collect()
                         .await
                         .map(|c| c.to_bytes())
-                        .unwrap_or_default();
+                        .map_err(|e| SinkError::Reply {
+                            status,
+                            too_large: e.is::<LengthLimitError>(),
+                            reason: e.to_string(),
+                        })?;
                     if status.is_client_error() {
                         return Err(SinkError::Rejected {
                             status,

@@ -391,7 +391,7 @@ async fn hostile_context_headers_are_400s_and_a_lambda_runtime_bootstrap_takes_e
             "{body}"
         );
     }
-    let client = r#"{"client":{"installation_id":"i","app_title":"t","app_version_name":"n","app_version_code":"c","app_package_name":"p"},"custom":{"k":"日本"},"env":{"locale":"en"}}"#;
+    let client = r#"{"client":{"installation_id":"i","app_title":"t","app_version_name":"n","app_version_code":"c","app_package_name":"p"},"custom":{"k":"日本"},"env":{"locale":"en"},"w3c":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"rojo=00f067aa0ba902b7","baggage":"userId=alice"}}"#;
     let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     let r = call(vec![
         ("x-amz-client-context", b64(client)),

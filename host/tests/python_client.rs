@@ -21,6 +21,7 @@ def handle(event, context):
         "custom": getattr(cc, "custom", None) if cc else None,
         "identity": getattr(identity, "cognito_identity_id", None) if identity else None,
         "trace": os.environ.get("_X_AMZN_TRACE_ID"),
+        "w3c": context.w3c() if hasattr(context, "w3c") else None,
         "event": event,
     }
 "#;
@@ -84,7 +85,7 @@ async fn awslambdaric_survives_every_context_header_the_host_accepts() {
         assert_eq!(body["errorType"], "InvalidRequestContentException");
     }
 
-    let client = r#"{"client":{"installation_id":"i","app_title":"t","app_version_name":"n","app_version_code":"c","app_package_name":"p"},"custom":{"k":"日本"},"env":{"locale":"en"}}"#;
+    let client = r#"{"client":{"installation_id":"i","app_title":"t","app_version_name":"n","app_version_code":"c","app_package_name":"p"},"custom":{"k":"日本"},"env":{"locale":"en"},"w3c":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"rojo=00f067aa0ba902b7","baggage":"userId=alice"}}"#;
     let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     let (status, seen) = call(vec![
         ("x-amz-client-context", b64(client)),
@@ -99,6 +100,12 @@ async fn awslambdaric_survives_every_context_header_the_host_accepts() {
     assert_eq!(status, 200, "{seen}\n{}", host.logs());
     assert_eq!(seen["custom"], json!({"k": "日本"}));
     assert_eq!(seen["identity"], "us-east-1:id");
+    assert_eq!(
+        seen["w3c"],
+        json!({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+               "tracestate": "rojo=00f067aa0ba902b7", "baggage": "userId=alice"}),
+        "awslambdaric 4.x serves the W3C trace context"
+    );
     assert_eq!(seen["trace"], trace);
     assert_eq!(seen["pid"], first["pid"], "the runtime never restarted");
 }

@@ -114,12 +114,16 @@ impl IntoReply for BadReply {
     }
 }
 
-/// 502 either way: the result exists but did not reach the sink.
+/// 502 every way: the result did not reach the sink, or its reply cannot be passed back.
 impl IntoReply for SinkError {
     fn into_reply(self) -> Reply {
         let error_type = match self {
             SinkError::Rejected { .. } => "SinkRejected",
             SinkError::Unavailable { .. } => "SinkUnavailable",
+            SinkError::Reply {
+                too_large: true, ..
+            } => "SinkReplyTooLarge",
+            SinkError::Reply { .. } => "SinkReplyBroken",
         };
         error(StatusCode::BAD_GATEWAY, error_type, &self.to_string())
     }

@@ -128,6 +128,35 @@ async fn every_error_has_its_status_type_and_message() {
             ),
         ),
         (
+            SinkError::Reply {
+                status: StatusCode::ACCEPTED,
+                too_large: true,
+                reason: "length limit exceeded".into(),
+            }
+            .into_reply(),
+            (
+                502,
+                "SinkReplyTooLarge",
+                "the sink took the result (202 Accepted) but its reply body is over 1048576 \
+                 bytes, which are not passed back",
+                h(&[]),
+            ),
+        ),
+        (
+            SinkError::Reply {
+                status: StatusCode::OK,
+                too_large: false,
+                reason: "connection closed".into(),
+            }
+            .into_reply(),
+            (
+                502,
+                "SinkReplyBroken",
+                "the sink took the result (200 OK) but its reply body broke off: connection closed",
+                h(&[]),
+            ),
+        ),
+        (
             SinkError::Unavailable {
                 last_error: "the sink answered 503 Service Unavailable".into(),
             }

@@ -13,7 +13,10 @@
 //!   rejects a header that is not visible ASCII, so non-ASCII (and DEL) is sent as `\u`
 //!   escapes.
 //! - `awslambdaric` reads both values with `dict.get`, so each must be a JSON object (and
-//!   `client` an object); `aws-lambda-ric` takes any JSON.
+//!   `client` an object); `aws-lambda-ric` takes any JSON. `awslambdaric` 4.x also takes the
+//!   W3C trace context out of the client context's `w3c` object (its string `traceparent`,
+//!   `tracestate` and `baggage`, served by `context.w3c()`); the other clients ignore the key.
+//!   So `w3c` is accepted holding those three, as strings, and nothing else.
 //! - curl stops at a 100 KB header line and Node.js's HTTP parser at 16 KiB of headers, so
 //!   each forwarded value has a cap well under both (see the constants).
 
@@ -165,7 +168,7 @@ fn canonical(name: &str) -> &'static str {
 }
 
 /// The client context in the shape the AWS mobile SDKs send and every runtime client reads:
-/// an object with optional `client`, `custom` and `env`, every value a string.
+/// an object with optional `client`, `custom`, `env` and `w3c`, every value a string.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientContext {
@@ -175,6 +178,22 @@ pub struct ClientContext {
     pub custom: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w3c: Option<W3cTraceContext>,
+}
+
+/// The W3C trace context a caller propagates in a client context, as `awslambdaric` 4.x
+/// reads it: only these fields, each a string (it drops any other key or value silently, so
+/// a caller sending one would lose it unseen).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct W3cTraceContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baggage: Option<String>,
 }
 
 /// The mobile application of a client context. Every field is required: `lambda_runtime`
@@ -209,19 +228,21 @@ impl ClientContext {
             return Err(not_json());
         }
         // serde reads a struct from an array too; runtime clients read objects only.
-        if value
-            .get("client")
-            .is_some_and(|c| !c.is_object() && !c.is_null())
-        {
-            return Err(BadRequest(
-                "X-Amz-Client-Context: `client` must be a JSON object".into(),
-            ));
+        for key in ["client", "w3c"] {
+            if value
+                .get(key)
+                .is_some_and(|c| !c.is_object() && !c.is_null())
+            {
+                return Err(BadRequest(format!(
+                    "X-Amz-Client-Context: `{key}` must be a JSON object"
+                )));
+            }
         }
         serde_json::from_value(value).map_err(|e| {
             BadRequest(format!(
                 "X-Amz-Client-Context must hold only `client` (installation_id, app_title, \
-                 app_version_name, app_version_code and app_package_name), `custom` and `env`, \
-                 every value a string: {e}"
+                 app_version_name, app_version_code and app_package_name), `custom`, `env` \
+                 and `w3c` (traceparent, tracestate and baggage), every value a string: {e}"
             ))
         })
     }

@@ -91,6 +91,11 @@ fn client_contexts_in_other_shapes_are_refused() {
         r#"{"client":"x"}"#,
         r#"{"client":["i","t","n","c","p"]}"#,
         r#"{"other":{}}"#,
+        r#"{"w3c":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}"#,
+        r#"{"w3c":["traceparent"]}"#,
+        r#"{"w3c":{"traceparent":1}}"#,
+        r#"{"w3c":{"baggage":{"k":"v"}}}"#,
+        r#"{"w3c":{"traceparent":"t","sampled":"1"}}"#,
     ] {
         refused(client_context(bad), "X-Amz-Client-Context");
     }
@@ -249,4 +254,18 @@ fn content_type_is_taken_and_capped() {
     let long = format!("text/plain; x={}", "a".repeat(MAX_CONTENT_TYPE));
     let ctx = read(&[("content-type", &long)]).unwrap();
     refused(ctx.into_event(Bytes::new()), "content type");
+}
+
+#[test]
+fn a_w3c_trace_context_is_accepted_in_the_shape_awslambdaric_reads() {
+    let full = r#"{"custom":{"k":"v"},"w3c":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"rojo=00f067aa0ba902b7","baggage":"userId=alice"}}"#;
+    assert_eq!(client_context(full).unwrap(), full);
+    assert_eq!(
+        client_context(r#"{"w3c":{"traceparent":"t"}}"#).unwrap(),
+        r#"{"w3c":{"traceparent":"t"}}"#
+    );
+    assert_eq!(client_context(r#"{"w3c":{}}"#).unwrap(), r#"{"w3c":{}}"#);
+    assert_eq!(client_context(r#"{"w3c":null}"#).unwrap(), "{}");
+    let err = refused(client_context(r#"{"w3c":"text"}"#), "X-Amz-Client-Context");
+    assert!(err.contains("`w3c` must be a JSON object"), "{err}");
 }
