@@ -1,8 +1,8 @@
 //! The Lambda Runtime API (2018-06-01) for native bootstraps: one listener per bootstrap,
 //! all on one port, each on its own loopback address (`127.0.0.(N+1)`), so that the
-//! listener that accepted a connection names the bootstrap holding its invocations. A thin adapter over the
-//! Dispatcher; routing and header building are plain functions, and [`RuntimeApi::handle`]
-//! takes any body, so tests drive it with in-memory requests.
+//! listener that accepted a connection names the bootstrap holding its invocations. A thin
+//! adapter over the Dispatcher; routing and header building are plain functions, and
+//! [`RuntimeApi::handle`] takes any body, so tests drive it with in-memory requests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -245,9 +245,12 @@ impl RuntimeApi {
 /// The delivery nonce a runtime hands out with each invocation and echoes with its answer.
 pub const INVOCATION_ID: &str = "lambda-runtime-invocation-id";
 
-/// The nonce an answer echoes; `None` (not checked) for older clients that send none.
+/// The nonce an answer echoes; `None` (not checked) for older clients that send none, or
+/// an empty one. A value that is not text matches no delivery.
 fn nonce(headers: &HeaderMap) -> Option<&str> {
-    headers.get(INVOCATION_ID).map(|v| v.to_str().unwrap_or(""))
+    let value = headers.get(INVOCATION_ID)?;
+    let text = value.to_str().unwrap_or("\u{fffd}");
+    (!text.trim().is_empty()).then_some(text)
 }
 
 fn stale(id: &str, nonce: &str) -> StaleDelivery {

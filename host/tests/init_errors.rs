@@ -1,5 +1,5 @@
 //! Init errors served as Knative and AWS would, in each runtime client's dialect: Python's
-//! awslambdaric (`/init/error`, then exit), the bash example (`/init/error` with a header),
+//! awslambdaric and Node's aws-lambda-ric (`/init/error`, then exit), the bash example (`/init/error` with a header),
 //! and a Rust `lambda_runtime` bootstrap that exits before its first poll (reports
 //! nothing). At start-up a failing function never opens its public port while the host
 //! stays up and retries, logging each error; once it has been ready, a restart that fails
@@ -45,6 +45,35 @@ fn python() -> Option<Dialect> {
         dir,
         error_type: "Runtime.ImportModuleError",
         message: "Unable to import module 'handler': init-fail is present",
+    })
+}
+
+fn node() -> Option<Dialect> {
+    let ric = repo_root().join("target/node-ric");
+    if !ric.join("installed").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "target/node-ric is missing: run `make functions`"
+        );
+        eprintln!("skipped: target/node-ric is missing (run `make functions`)");
+        return None;
+    }
+    let entry = ric.join("node_modules/aws-lambda-ric/bin/index.mjs");
+    let dir = script_dir(&format!(
+        "#!/bin/sh\nexec node {} handler.handler\n",
+        entry.display()
+    ));
+    let handler = "const fs = require('fs');\n\
+                   const path = require('path');\n\
+                   if (fs.existsSync(path.join(process.env.LAMBDA_TASK_ROOT, 'init-fail'))) {\n\
+                   \x20 throw new Error('init-fail is present');\n\
+                   }\n\
+                   exports.handler = async () => ({ ok: true, pid: process.pid });\n";
+    std::fs::write(dir.path().join("handler.js"), handler).unwrap();
+    Some(Dialect {
+        dir,
+        error_type: "Error",
+        message: "init-fail is present",
     })
 }
 
@@ -184,6 +213,13 @@ async fn served_in_every_phase(d: Dialect) {
 #[tokio::test(flavor = "multi_thread")]
 async fn python_awslambdaric_init_errors_are_served() {
     if let Some(d) = python() {
+        served_in_every_phase(d).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_aws_lambda_ric_init_errors_are_served() {
+    if let Some(d) = node() {
         served_in_every_phase(d).await;
     }
 }
