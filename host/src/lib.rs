@@ -126,8 +126,12 @@ pub async fn run(
         write_addresses(path, &addresses)?;
     }
     let runners = config.invoker_count.max(1);
+    // Unset, a bootstrap's client decides (a classic one polls once at a time; several
+    // polls from one process each get their own invocation, as before).
     let per_runner = match config.kind {
-        FunctionKind::Native { .. } => config.max_concurrency,
+        FunctionKind::Native { .. } => config
+            .max_concurrency
+            .unwrap_or(tokio::sync::Semaphore::MAX_PERMITS),
         FunctionKind::Wasm(_) => 1,
     };
     let dispatcher = Dispatcher::with_concurrency(runners, config.queue_size, per_runner);

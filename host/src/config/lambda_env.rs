@@ -70,8 +70,8 @@ pub struct LambdaEnvArgs {
     pub lang: String,
 
     /// Invocations each bootstrap may hold at once (Lambda Managed Instances): passed to the
-    /// bootstraps, whose runtime client then long-polls that many times. Unset: one at a
-    /// time, as on classic Lambda, and not passed.
+    /// bootstraps, whose runtime client then long-polls that many times, and a bootstrap
+    /// holds no more. Unset: not passed (a classic client polls once at a time).
     #[arg(long, env = "AWS_LAMBDA_MAX_CONCURRENCY", value_name = "AWS_LAMBDA_MAX_CONCURRENCY",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrency: Option<u32>,

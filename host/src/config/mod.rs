@@ -46,8 +46,9 @@ pub struct Config {
     pub public_addr: SocketAddr,
     pub internal_api_port: Option<u16>,
     pub invoker_count: usize,
-    /// Invocations one runner may hold at once (`AWS_LAMBDA_MAX_CONCURRENCY`, unset: 1).
-    pub max_concurrency: usize,
+    /// Invocations one runner may hold at once (`AWS_LAMBDA_MAX_CONCURRENCY`). Unset: not
+    /// bounded by the host; a classic client polls once at a time.
+    pub max_concurrency: Option<usize>,
     pub body_limit: usize,
     pub function_ttl: Duration,
     /// How long a caller may take to send its request body (`REQUEST_READ_TIMEOUT`).
@@ -121,7 +122,7 @@ impl Config {
             public_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port)),
             internal_api_port: args.internal_api_port.filter(|p| *p != 0),
             invoker_count: args.invoker_count,
-            max_concurrency: args.lambda_env.max_concurrency.map_or(1, |n| n as usize),
+            max_concurrency: args.lambda_env.max_concurrency.map(|n| n as usize),
             body_limit: args.request_size_limit,
             function_ttl: args.function_ttl,
             request_read_timeout: args.request_read_timeout,
