@@ -8,11 +8,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
+mod delivery;
+mod runner;
 pub mod sending;
 pub mod stream;
 mod tenant;
 mod types;
 
+pub use self::delivery::StaleDelivery;
+pub use self::runner::RunnerState;
 pub use self::stream::Streamed;
 pub use self::types::*;
 
@@ -45,6 +49,10 @@ struct InFlight {
     runner: RunnerId,
     reply: oneshot::Sender<Outcome>,
     ttl: Duration,
+    /// The nonce of this delivery (`Lambda-Runtime-Invocation-Id`).
+    delivery: Arc<str>,
+    /// One of the runner's concurrency slots, free again when this ends.
+    _slot: OwnedSemaphorePermit,
 }
 
 pub struct Dispatcher {
@@ -60,6 +68,7 @@ pub struct Dispatcher {
     tenancy: Option<tenant::Tenancy>,
     /// Per runner, the streamed responses it is still sending (see [`Dispatcher::sending`]).
     sending: sending::Senders,
+    runners: runner::Runners,
 }
 
 /// How many more invocations a runner may take and how many it took. A runner whose
@@ -86,8 +95,19 @@ impl Gate {
 }
 
 impl Dispatcher {
-    /// A dispatcher for `runners` runner slots admitting at most `queue_size` invocations.
+    /// A dispatcher for `runners` runner slots admitting at most `queue_size` invocations,
+    /// one at a time per runner.
     pub fn new(runners: usize, queue_size: usize) -> Arc<Dispatcher> {
+        Dispatcher::with_concurrency(runners, queue_size, 1)
+    }
+
+    /// As [`Dispatcher::new`], each runner holding up to `per_runner` invocations at once
+    /// (`AWS_LAMBDA_MAX_CONCURRENCY`).
+    pub fn with_concurrency(
+        runners: usize,
+        queue_size: usize,
+        per_runner: usize,
+    ) -> Arc<Dispatcher> {
         let (tx, rx) = async_channel::unbounded();
         Arc::new(Dispatcher {
             tx,
@@ -102,6 +122,7 @@ impl Dispatcher {
             ready: watch::channel(false).0,
             tenancy: None,
             sending: sending::Senders::new(runners.max(1)),
+            runners: runner::Runners::new(runners.max(1), per_runner),
         })
     }
 
@@ -147,6 +168,10 @@ impl Dispatcher {
             reply,
             ttl,
         });
+        // Checked after the push, so that a runner failing init meanwhile cannot miss it.
+        if let Some(init_error) = self.runners.none_can_work() {
+            self.fail_queued(&init_error);
+        }
         Ticket {
             id,
             rx: Some(rx),
@@ -160,15 +185,29 @@ impl Dispatcher {
     /// Waits for the next invocation for `runner`, skipping the ones whose caller has
     /// already been answered or has hung up (they are withdrawn, never delivered). Cancel-safe.
     pub async fn next(&self, runner: RunnerId) -> Invocation {
+        self.deliver(runner).await.0
+    }
+
+    /// As [`Dispatcher::next`], with the nonce of this delivery: a fresh one each time an
+    /// invocation is handed out, a requeued one included. A runner that reported an init
+    /// error in its current life is given nothing; it holds at most its concurrency.
+    pub async fn deliver(&self, runner: RunnerId) -> (Invocation, Arc<str>) {
+        if !self.runners.poll(runner) {
+            return std::future::pending().await;
+        }
         self.ready.send_if_modified(|r| !std::mem::replace(r, true));
         if let Some(t) = &self.tenancy {
             return self.next_for_tenant(t, runner).await;
         }
         let gate = self.gate_of(runner);
         let mut open = gate.subscribe();
+        let slots = self.runners.slots(runner).clone();
         loop {
             // Never fails: the sender lives as long as `self`.
             let _ = open.wait_for(|g| g.allowance != Some(0)).await;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return std::future::pending().await;
+            };
             let Ok(queued) = self.rx.recv().await else {
                 // Only when the dispatcher is being dropped: nothing will ever come.
                 return std::future::pending().await;
@@ -200,8 +239,16 @@ impl Dispatcher {
                 });
                 continue;
             }
-            inflight.insert(invocation.id.clone(), InFlight { runner, reply, ttl });
-            return invocation;
+            let delivery: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+            let held = InFlight {
+                runner,
+                reply,
+                ttl,
+                delivery: delivery.clone(),
+                _slot: slot,
+            };
+            inflight.insert(invocation.id.clone(), held);
+            return (invocation, delivery);
         }
     }
 
@@ -230,9 +277,17 @@ impl Dispatcher {
 
     /// Removes `id` from the in-flight map if `runner` holds it.
     fn take_held(&self, runner: RunnerId, id: &str) -> Option<InFlight> {
+        self.take_delivery(runner, id, None)
+    }
+
+    /// Removes `id` from the in-flight map if `runner` holds it (in delivery `nonce`, if
+    /// given).
+    fn take_delivery(&self, runner: RunnerId, id: &str, nonce: Option<&str>) -> Option<InFlight> {
         let mut map = self.lock();
         match map.get(id) {
-            Some(f) if f.runner == runner => map.remove(id),
+            Some(f) if f.runner == runner && nonce.is_none_or(|n| *f.delivery == *n) => {
+                map.remove(id)
+            }
             _ => None,
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! One [`dispatch::Dispatcher`] sits between thin front-ends: the public endpoint
 //! ([`public`]) admits requests as invocations; the Runtime API ([`runtime_api`]) hands them
-//! to the native bootstraps that [`invoker::native`] supervises, one port per bootstrap;
+//! to the native bootstraps that [`invoker::native`] supervises, on one port with a loopback
+//! address per bootstrap;
 //! [`invoker::wasm`] hands them to WASI guests through host functions, in long-lived
 //! instances, a fresh instance per invocation, or a plain command per invocation (event on
 //! stdin, reply on stdout). [`Listeners::bind`] binds every socket and reports the
@@ -62,7 +63,8 @@ pub struct Listeners {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Addresses {
     pub public: SocketAddr,
-    /// One per bootstrap (native functions only).
+    /// One per bootstrap (native functions only): bootstrap N's is `127.0.0.(N+1)`, all on
+    /// one port.
     pub runtime_api: Vec<SocketAddr>,
     pub metrics: Option<SocketAddr>,
 }
@@ -126,9 +128,20 @@ pub async fn run(
         write_addresses(path, &addresses)?;
     }
     let runners = config.invoker_count.max(1);
+    // Unset, a bootstrap's client decides (a classic one polls once at a time; several
+    // polls from one process each get their own invocation, as before).
+    let per_runner = match config.kind {
+        FunctionKind::Native { .. } => config
+            .max_concurrency
+            .unwrap_or(tokio::sync::Semaphore::MAX_PERMITS),
+        FunctionKind::Wasm(_) => 1,
+    };
     let metrics = Arc::new(Metrics::new(&config.metric_labels));
     let dispatcher = match config.tenancy.mode {
-        tenancy::TenancyMode::None => Dispatcher::new(runners, config.queue_size),
+        tenancy::TenancyMode::None => {
+            Dispatcher::with_concurrency(runners, config.queue_size, per_runner)
+        }
+        // An environment bound to a tenant takes one invocation at a time.
         tenancy::TenancyMode::PerTenant => Dispatcher::with_tenancy(
             runners,
             config.queue_size,
@@ -296,23 +309,11 @@ fn serve_metrics(
     }));
 }
 
-/// One Runtime API listener per bootstrap, so that the host knows which process holds
-/// which invocation; one with `INVOKER_COUNT=0`, for a runtime started outside the host.
+/// The Runtime API: one port, one loopback address per bootstrap, so that the host knows
+/// which process holds which invocation; one with `INVOKER_COUNT=0`, for a runtime started
+/// outside the host.
 async fn bind_runtime_api(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
-    let runners = config.invoker_count.max(1);
-    let mut listeners = Vec::with_capacity(runners);
-    for runner in 0..runners {
-        let port = match config.internal_api_port {
-            Some(base) => u16::try_from(usize::from(base) + runner)
-                .context("INTERNAL_API_PORT + INVOKER_COUNT passes port 65535")?,
-            None => 0,
-        };
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{port} (INTERNAL_API_PORT)"))?;
-        listeners.push(listener);
-    }
-    Ok(listeners)
+    runtime_api::bind::bind(config.invoker_count.max(1), config.internal_api_port).await
 }
 
 /// Binds the public port on every address (IPv6 and IPv4 where the host has both) without

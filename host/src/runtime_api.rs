@@ -1,7 +1,8 @@
 //! The Lambda Runtime API (2018-06-01) for native bootstraps: one listener per bootstrap,
-//! so that the host knows which process holds which invocation. A thin adapter over the
-//! Dispatcher; routing and header building are plain functions, and [`RuntimeApi::handle`]
-//! takes any body, so tests drive it with in-memory requests.
+//! all on one port, each on its own loopback address (`127.0.0.(N+1)`), so that the
+//! listener that accepted a connection names the bootstrap holding its invocations. A thin
+//! adapter over the Dispatcher; routing and header building are plain functions, and
+//! [`RuntimeApi::handle`] takes any body, so tests drive it with in-memory requests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{
-    Dispatcher, InvalidRequestId, InvocationError, Outcome, ResponseSize, RunnerId,
+    Dispatcher, InvalidRequestId, InvocationError, Outcome, ResponseSize, RunnerId, StaleDelivery,
 };
 use crate::lambda_error::Diagnostic;
 use crate::reply::{self, IntoReply, ReadError, Reply};
 use crate::serve::{Connection, Served};
+
+pub mod bind;
 
 /// What every Runtime API listener shares.
 pub struct RuntimeApi {
@@ -114,8 +117,11 @@ impl RuntimeApi {
         let (parts, body) = req.into_parts();
         match route(&parts.method, parts.uri.path()) {
             Ok(Route::Next) => {
-                let inv = self.dispatcher.next(runner).await;
-                let headers = crate::context::next_headers(&inv, &self.function_arn);
+                let (inv, nonce) = self.dispatcher.deliver(runner).await;
+                let mut headers = crate::context::next_headers(&inv, &self.function_arn);
+                if let Ok(v) = HeaderValue::from_str(&nonce) {
+                    headers.insert(INVOCATION_ID, v);
+                }
                 let body = inv.event.body.clone();
                 if let Some(connection) = parts.extensions.get::<Connection>() {
                     // A reply the bootstrap never got goes back to the queue, not to the
@@ -143,7 +149,12 @@ impl RuntimeApi {
                     error_type = clip(&err.error_type, MAX_LOGGED),
                     "function error"
                 );
-                self.complete(runner, id, Outcome::FunctionError(err))
+                self.complete(
+                    runner,
+                    id,
+                    nonce(&parts.headers),
+                    Outcome::FunctionError(err),
+                )
             }
             Ok(Route::InitError) => {
                 let body = self.read(body).await.unwrap_or_default();
@@ -154,6 +165,7 @@ impl RuntimeApi {
                     "runtime init error: {}",
                     clip(&err.error_message, MAX_LOGGED)
                 );
+                self.dispatcher.init_error(runner, err);
                 accepted()
             }
             Ok(Route::Ping) => reply::with_body(
@@ -170,8 +182,15 @@ impl RuntimeApi {
         B: Body + Unpin,
         B::Error: std::fmt::Display,
     {
-        if !self.dispatcher.is_held_by(runner, id) {
-            return InvalidRequestId.into_reply();
+        let nonce = nonce(headers);
+        match nonce {
+            Some(n) if !self.dispatcher.holds_delivery(runner, id, n) => {
+                return stale(id, n).into_reply();
+            }
+            None if !self.dispatcher.is_held_by(runner, id) => {
+                return InvalidRequestId.into_reply();
+            }
+            _ => {}
         }
         match streaming::mode(headers) {
             Ok(streaming::Mode::Buffered) => {}
@@ -184,7 +203,7 @@ impl RuntimeApi {
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                self.complete(runner, id, Outcome::Response { body, content_type })
+                self.complete(runner, id, nonce, Outcome::Response { body, content_type })
             }
             Err(reply::ReadError::TooLarge(t)) => {
                 // As on AWS, the invocation fails and the runtime is told why.
@@ -193,18 +212,27 @@ impl RuntimeApi {
                     size: ResponseSize::PastLimit,
                     limit: t.limit,
                 };
-                let _ = self
-                    .dispatcher
-                    .complete_from(runner, id, Outcome::Failed(err));
+                let _ = self.complete(runner, id, nonce, Outcome::Failed(err));
                 t.into_reply()
             }
             Err(e) => e.into_reply(),
         }
     }
 
-    /// Ends `id` if `runner` holds it: an answer from another bootstrap is refused.
-    fn complete(&self, runner: RunnerId, id: &str, outcome: Outcome) -> Reply {
-        match self.dispatcher.complete_from(runner, id, outcome) {
+    /// Ends `id` if `runner` holds it (in the delivery `nonce` when the runtime echoed
+    /// one): an answer from another bootstrap, or to a delivery that has ended, is refused.
+    fn complete(&self, runner: RunnerId, id: &str, nonce: Option<&str>, outcome: Outcome) -> Reply {
+        let done = match nonce {
+            Some(n) => self
+                .dispatcher
+                .complete_delivery(runner, id, n, outcome)
+                .map_err(|_| stale(id, n)),
+            None => match self.dispatcher.complete_from(runner, id, outcome) {
+                Ok(()) => Ok(()),
+                Err(e) => return e.into_reply(),
+            },
+        };
+        match done {
             Ok(()) => accepted(),
             Err(e) => e.into_reply(),
         }
@@ -218,6 +246,24 @@ impl RuntimeApi {
         tokio::time::timeout(self.read_timeout, reply::read_body(body, self.body_limit))
             .await
             .unwrap_or(Err(ReadError::TimedOut(self.read_timeout)))
+    }
+}
+
+/// The delivery nonce a runtime hands out with each invocation and echoes with its answer.
+pub const INVOCATION_ID: &str = "lambda-runtime-invocation-id";
+
+/// The nonce an answer echoes; `None` (not checked) for older clients that send none, or
+/// an empty one. A value that is not text matches no delivery.
+fn nonce(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(INVOCATION_ID)?;
+    let text = value.to_str().unwrap_or("\u{fffd}");
+    (!text.trim().is_empty()).then_some(text)
+}
+
+fn stale(id: &str, nonce: &str) -> StaleDelivery {
+    StaleDelivery {
+        id: clip(id, 128).to_owned(),
+        nonce: clip(nonce, 128).to_owned(),
     }
 }
 

@@ -28,9 +28,9 @@ use super::wasm::WasmArgs;
     long_about = "Runs an AWS Lambda custom-runtime function behind an HTTP endpoint; every \
                   request to PORT is one invocation.\n\n\
                   The function's folder (LAMBDA_TASK_ROOT) decides the invoker. An executable \
-                  `bootstrap` runs as INVOKER_COUNT native processes, each served the Lambda \
-                  Runtime API (2018-06-01) on its own 127.0.0.1 port, restarted when it exits \
-                  and reset when it passes FUNCTION_TTL. A `bootstrap.wasm` (wasm32-wasip1) \
+                  `bootstrap` runs as INVOKER_COUNT native processes, all served the Lambda \
+                  Runtime API (2018-06-01) on one port, each on its own loopback address \
+                  (127.0.0.N+1), restarted when it exits and reset when it passes FUNCTION_TTL. A `bootstrap.wasm` (wasm32-wasip1) \
                   runs in wasmtime, sandboxed: a guest of the lambda_v1 SDK loops in \
                   INVOKER_COUNT long-lived instances (WASM_ISOLATION=loop) or gets a fresh \
                   instance per invocation (WASM_ISOLATION=invocation); a plain WASI command \
@@ -43,8 +43,9 @@ pub struct Args {
     #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
     pub port: u16,
 
-    /// First port of the Runtime API (127.0.0.1 only); bootstrap N listens on this port + N.
-    /// Unset or 0: ports assigned by the OS.
+    /// Port of the Runtime API, the same for every bootstrap: bootstrap N is served on
+    /// 127.0.0.(N+1) at this port (AWS_LAMBDA_RUNTIME_API). Unset or 0: a port assigned by
+    /// the OS, free on every one of those addresses.
     #[arg(long, env = "INTERNAL_API_PORT", value_name = "INTERNAL_API_PORT")]
     pub internal_api_port: Option<u16>,
 

@@ -69,6 +69,13 @@ pub struct LambdaEnvArgs {
           value_parser = Blank(StringValueParser::new()))]
     pub lang: String,
 
+    /// Invocations each bootstrap may hold at once (Lambda Managed Instances): passed to the
+    /// bootstraps, whose runtime client then long-polls that many times, and a bootstrap
+    /// holds no more. Unset: not passed (a classic client polls once at a time).
+    #[arg(long, env = "AWS_LAMBDA_MAX_CONCURRENCY", value_name = "AWS_LAMBDA_MAX_CONCURRENCY",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrency: Option<u32>,
+
     /// Program search path of the function.
     #[arg(long, env = "PATH", value_name = "PATH", hide_env_values = true,
           default_value = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/bin",
@@ -126,6 +133,9 @@ pub(super) fn lambda_env(
         vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     if let Some(h) = &f.handler {
         out.insert("_HANDLER".into(), h.clone());
+    }
+    if let Some(n) = args.max_concurrency {
+        out.insert("AWS_LAMBDA_MAX_CONCURRENCY".into(), n.to_string());
     }
     out
 }

@@ -48,6 +48,9 @@ pub struct Config {
     pub public_addr: SocketAddr,
     pub internal_api_port: Option<u16>,
     pub invoker_count: usize,
+    /// Invocations one runner may hold at once (`AWS_LAMBDA_MAX_CONCURRENCY`). Unset: not
+    /// bounded by the host; a classic client polls once at a time.
+    pub max_concurrency: Option<usize>,
     pub body_limit: usize,
     /// Largest streamed response, in bytes (`STREAMING_RESPONSE_LIMIT`).
     pub streaming_limit: usize,
@@ -128,6 +131,7 @@ impl Config {
             public_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port)),
             internal_api_port: args.internal_api_port.filter(|p| *p != 0),
             invoker_count: args.invoker_count,
+            max_concurrency: args.lambda_env.max_concurrency.map(|n| n as usize),
             body_limit: args.request_size_limit,
             streaming_limit: args.streaming_response_limit,
             function_ttl: args.function_ttl,

@@ -109,12 +109,20 @@ impl Tenancy {
 impl Dispatcher {
     /// `next` for a per-tenant function: waits for what the scheduler puts in `runner`'s
     /// mailbox. Cancel-safe: a mailbox not taken stays for the runner's next poll.
-    pub(super) async fn next_for_tenant(&self, t: &Tenancy, runner: RunnerId) -> Invocation {
+    pub(super) async fn next_for_tenant(
+        &self,
+        t: &Tenancy,
+        runner: RunnerId,
+    ) -> (Invocation, Arc<str>) {
         let gate = self.gate_of(runner);
         let mut open = gate.subscribe();
+        let slots = self.runners.slots(runner).clone();
         let wake = &t.wake[runner.min(t.wake.len() - 1)];
         loop {
             let _ = open.wait_for(|g| g.allowance != Some(0)).await;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return std::future::pending().await;
+            };
             let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -152,8 +160,16 @@ impl Dispatcher {
                 });
                 continue;
             }
-            inflight.insert(invocation.id.clone(), InFlight { runner, reply, ttl });
-            return invocation;
+            let delivery: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+            let held = InFlight {
+                runner,
+                reply,
+                ttl,
+                delivery: delivery.clone(),
+                _slot: slot,
+            };
+            inflight.insert(invocation.id.clone(), held);
+            return (invocation, delivery);
         }
     }
 

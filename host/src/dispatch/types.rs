@@ -99,6 +99,9 @@ pub enum InvocationError {
     Trap(String),
     #[error("the function failed to initialize: {0}")]
     InitFailed(String),
+    /// Every runner is failing init: what the runtime reported (or how it exited).
+    #[error("{}: {}", .0.error_type, .0.error_message)]
+    InitError(Arc<Diagnostic>),
     /// The host could not run the function (e.g. it cannot create a sandbox): not the
     /// function's fault, but the invocation has no answer.
     #[error("the host could not run the function: {0}")]
@@ -127,6 +130,8 @@ impl InvocationError {
             InvocationError::ResponseTooLarge { .. } => "Function.ResponseSizeTooLarge",
             InvocationError::Trap(_) => "Runtime.WasmTrap",
             InvocationError::InitFailed(_) => "Runtime.InitError",
+            // The reply carries the reported type itself (reply/errors.rs).
+            InvocationError::InitError(_) => "Runtime.InitError",
             InvocationError::HostFailure(_) => "Sandbox.HostFailure",
             InvocationError::ShuttingDown => "ServiceUnavailable",
             InvocationError::TenantThrottled(_) => "TooManyRequestsException",

@@ -90,7 +90,14 @@ impl Ended {
             }
         };
         match (self, ev.init_error) {
-            (Ended::Deadline | Ended::Reset, _) => InvocationError::Timeout(ev.function_ttl),
+            (Ended::Deadline, _) => InvocationError::Timeout(ev.function_ttl),
+            // The one that passed its deadline has ended already: what is left are the
+            // invocations that shared the runner with it (AWS_LAMBDA_MAX_CONCURRENCY).
+            (Ended::Reset, _) => InvocationError::RunnerExited(format!(
+                "the runtime was reset because another invocation it was running passed its \
+                 deadline ({:.2} seconds)",
+                ev.function_ttl.as_secs_f64()
+            )),
             (Ended::HostFailure(msg), _) => InvocationError::HostFailure(msg.clone()),
             (Ended::Stopped | Ended::Recycled | Ended::Switched, _) => {
                 InvocationError::RunnerExited(self.describe())

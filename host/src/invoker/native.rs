@@ -23,6 +23,7 @@ use super::lines::{Lines, MAX_LINE};
 use super::{Ended, Evidence, backoff_after, next_backoff, orphans, pause};
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, RunnerId};
+use crate::lambda_error::Diagnostic;
 use crate::metrics::Metrics;
 
 /// How long a bootstrap gets between SIGTERM and SIGKILL when the host stops.
@@ -93,6 +94,7 @@ pub async fn supervise(
             metrics.bootstrap_restarts.fetch_add(1, Ordering::Relaxed);
         }
         dispatcher.allow(runner, recycle.max_invocations);
+        dispatcher.runner_started(runner);
         let taken_before = dispatcher.gate(runner).borrow().taken;
         let started = Instant::now();
         // A new bootstrap is a new environment: nothing of the last one's scratch survives.
@@ -101,11 +103,9 @@ pub async fn supervise(
         let mut child = match spawn(runner, api, &bootstrap, &config, &env) {
             Ok(child) => child,
             Err(e) => {
-                tracing::error!(
-                    bootstrap = runner,
-                    "cannot start {}: {e}",
-                    bootstrap.display()
-                );
+                let message = format!("cannot start {}: {e}", bootstrap.display());
+                tracing::error!(bootstrap = runner, "{message}");
+                init_failed(&dispatcher, runner, "Runtime.InvalidEntrypoint", message);
                 backoff = next_backoff(backoff);
                 if pause(backoff, &stop).await {
                     continue;
@@ -122,6 +122,10 @@ pub async fn supervise(
         signal_group(pid, Signal::SIGKILL);
         orphans::forget(pid);
         let failed = dispatcher.fail_runner(runner, ended.failure(&evidence));
+        if let Ended::Exit(_) | Ended::Signal(_) = ended {
+            let message = format!("Runtime exited with error: {}", ended.describe());
+            init_failed(&dispatcher, runner, "Runtime.ExitError", message);
+        }
         // And what left the session; before the next bootstrap starts.
         let swept = tokio::task::spawn_blocking(orphans::sweep)
             .await
@@ -159,6 +163,25 @@ pub async fn supervise(
         if !pause(backoff, &stop).await {
             break;
         }
+    }
+}
+
+/// Ends this life of `runner`; if it never asked for an invocation, that was a failed init
+/// (with what it reported, else `error_type` and `message`), logged with its type and
+/// message; the supervisor's backoff then spaces the retries.
+fn init_failed(dispatcher: &Dispatcher, runner: RunnerId, error_type: &str, message: String) {
+    let exited = || Diagnostic {
+        error_type: error_type.into(),
+        error_message: message,
+        stack_trace: None,
+    };
+    if let Some(e) = dispatcher.runner_ended(runner, exited) {
+        tracing::error!(
+            bootstrap = runner,
+            error_type = e.error_type,
+            error_message = e.error_message,
+            "bootstrap failed init; it takes no invocation and is started again after a pause"
+        );
     }
 }
 

@@ -16,7 +16,14 @@ fn ev(stderr: &str) -> Evidence<'_> {
 fn every_end_fails_a_held_invocation_with_its_own_error() {
     let cases = [
         (Ended::Deadline, InvocationError::Timeout(TTL)),
-        (Ended::Reset, InvocationError::Timeout(TTL)),
+        (
+            Ended::Reset,
+            InvocationError::RunnerExited(
+                "the runtime was reset because another invocation it was running passed its \
+                 deadline (3.00 seconds)"
+                    .into(),
+            ),
+        ),
         (
             Ended::Exit(3),
             InvocationError::RunnerExited("exit status 3; stderr: boom".into()),

@@ -6,7 +6,7 @@
 use http::{HeaderValue, StatusCode, header};
 
 use super::{IntoReply, ReadError, Reply, TooLarge, error};
-use crate::dispatch::{InvalidRequestId, InvocationError, Overloaded};
+use crate::dispatch::{InvalidRequestId, InvocationError, Overloaded, StaleDelivery};
 use crate::runtime_api::RouteError;
 use crate::sink::SinkError;
 use crate::wrapper::{BadReply, BadRequest};
@@ -20,6 +20,14 @@ pub struct Failed<'a> {
 
 impl IntoReply for Failed<'_> {
     fn into_reply(self) -> Reply {
+        if let InvocationError::InitError(init) = self.error {
+            // As AWS serves an init error: the runtime's own type and message.
+            return error(
+                StatusCode::BAD_GATEWAY,
+                &init.error_type,
+                &init.error_message,
+            );
+        }
         let status = match self.error {
             InvocationError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             InvocationError::RunnerExited(_)
@@ -28,7 +36,8 @@ impl IntoReply for Failed<'_> {
             | InvocationError::InitFailed(_)
             | InvocationError::HostFailure(_)
             | InvocationError::InvalidResponseMode(_)
-            | InvocationError::MalformedPrelude(_) => StatusCode::BAD_GATEWAY,
+            | InvocationError::MalformedPrelude(_)
+            | InvocationError::InitError(_) => StatusCode::BAD_GATEWAY,
             InvocationError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             InvocationError::TenantThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
         };
@@ -135,6 +144,14 @@ impl IntoReply for SinkError {
             SinkError::Reply { .. } => "SinkReplyBroken",
         };
         error(StatusCode::BAD_GATEWAY, error_type, &self.to_string())
+    }
+}
+
+/// 410, as AWS answers an answer to a delivery that timed out (the runtime's post of an
+/// invocation id that is no longer current).
+impl IntoReply for StaleDelivery {
+    fn into_reply(self) -> Reply {
+        error(StatusCode::GONE, "InvokeTimeout", &self.to_string())
     }
 }
 

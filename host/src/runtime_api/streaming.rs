@@ -184,6 +184,8 @@ impl RuntimeApi {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        // The delivery's nonce (`Lambda-Runtime-Invocation-Id`) was checked before the upload
+        // started; from here the runner's hold on the invocation is what counts.
         // The runner is busy until its upload ends, after its invocation has.
         let _sending = self.dispatcher.sending(runner);
         let mut upload = Upload {
@@ -201,12 +203,12 @@ impl RuntimeApi {
                 Step::Error(e) => {
                     log_error(id, &e);
                     upload.drain().await;
-                    return self.complete(runner, id, Outcome::FunctionError(e.diagnostic()));
+                    return self.complete(runner, id, None, Outcome::FunctionError(e.diagnostic()));
                 }
                 Step::End => {
                     if let Some(s) = &splitter {
                         let err = InvocationError::MalformedPrelude(s.unterminated());
-                        return self.complete(runner, id, Outcome::Failed(err));
+                        return self.complete(runner, id, None, Outcome::Failed(err));
                     }
                     break Bytes::new();
                 }
@@ -331,7 +333,7 @@ impl RuntimeApi {
         tracing::warn!(request_id = id, "malformed streaming prelude: {why}");
         upload.drain().await;
         let err = InvocationError::MalformedPrelude(why);
-        self.complete(runner, id, Outcome::Failed(err))
+        self.complete(runner, id, None, Outcome::Failed(err))
     }
 
     fn broken(&self, runner: RunnerId, id: &str, why: String) -> Reply {

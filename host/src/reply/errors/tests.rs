@@ -35,6 +35,12 @@ fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn every_error_has_its_status_type_and_message() {
     let get = Method::GET;
     let timeout = InvocationError::Timeout(Duration::from_secs(3));
+    let init_error =
+        InvocationError::InitError(std::sync::Arc::new(crate::lambda_error::Diagnostic {
+            error_type: "Runtime.ImportModuleError".into(),
+            error_message: "no module named x".into(),
+            stack_trace: None,
+        }));
     let cases: Vec<(Reply, Answer<&str>)> = vec![
         (
             Failed {
@@ -189,6 +195,33 @@ async fn every_error_has_its_status_type_and_message() {
         (
             InvalidRequestId.into_reply(),
             (400, "InvalidRequestID", "Invalid request ID", h(&[])),
+        ),
+        (
+            StaleDelivery {
+                id: "r4".into(),
+                nonce: "n1".into(),
+            }
+            .into_reply(),
+            (
+                410,
+                "InvokeTimeout",
+                "invocation r4 is no longer held in delivery n1 (it timed out, or was delivered \
+                 again); this answer was not taken",
+                h(&[]),
+            ),
+        ),
+        (
+            Failed {
+                request_id: "r5",
+                error: &init_error,
+            }
+            .into_reply(),
+            (
+                502,
+                "Runtime.ImportModuleError",
+                "no module named x",
+                h(&[]),
+            ),
         ),
     ];
     for (reply, (status, error_type, message, headers)) in cases {

@@ -1,0 +1,219 @@
+//! Each runner's life as the Dispatcher sees it: whether it is initialising, ready, or
+//! failing init with the error it reported, and how many invocations it may hold at once.
+//! Decides when no runner can take work (every one is failing init), so that invocations
+//! are answered with the init error at once instead of at their deadline. Plain state
+//! under one short lock: no I/O, no waiting.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Semaphore;
+
+use super::{Dispatcher, InvocationError, Outcome, RunnerId};
+use crate::lambda_error::{Diagnostic, MAX_LOGGED, clip};
+
+/// Where a runner is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunnerState {
+    /// Started, has not asked for an invocation yet (at start-up, or after a crash, a reset
+    /// or a recycle of a runner that had been ready).
+    Initialising,
+    /// Has asked for an invocation in its current life.
+    Ready,
+    /// Its last life ended in init (it reported `/init/error`, or exited before asking for
+    /// an invocation); it stays so across restarts until a life of it is ready.
+    FailedInit(Arc<Diagnostic>),
+}
+
+#[derive(Debug)]
+struct Life {
+    state: RunnerState,
+    /// This life asked for an invocation.
+    polled: bool,
+    /// What this life reported to `/init/error`.
+    reported: Option<Arc<Diagnostic>>,
+    /// A supervisor starts its lives (a bootstrap the host runs); an external runtime's
+    /// (`INVOKER_COUNT=0`) are invisible, so its next poll after an init error is a new life.
+    supervised: bool,
+}
+
+/// The runners' lives and their concurrency slots.
+pub(super) struct Runners {
+    lives: Mutex<Vec<Life>>,
+    /// Per runner, one permit per invocation it may hold (`AWS_LAMBDA_MAX_CONCURRENCY`).
+    slots: Box<[Arc<Semaphore>]>,
+}
+
+impl Runners {
+    pub(super) fn new(runners: usize, max_concurrency: usize) -> Runners {
+        let life = || Life {
+            state: RunnerState::Initialising,
+            polled: false,
+            reported: None,
+            supervised: false,
+        };
+        Runners {
+            lives: Mutex::new((0..runners).map(|_| life()).collect()),
+            slots: (0..runners)
+                .map(|_| Arc::new(Semaphore::new(max_concurrency.max(1))))
+                .collect(),
+        }
+    }
+
+    pub(super) fn slots(&self, runner: RunnerId) -> &Arc<Semaphore> {
+        &self.slots[runner.min(self.slots.len() - 1)]
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Life>> {
+        // Every critical section leaves the lives consistent: a panic cannot wedge them.
+        self.lives.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with<T>(&self, runner: RunnerId, f: impl FnOnce(&mut Life) -> T) -> T {
+        let mut lives = self.lock();
+        let last = lives.len() - 1;
+        f(&mut lives[runner.min(last)])
+    }
+
+    pub(super) fn state(&self, runner: RunnerId) -> RunnerState {
+        self.with(runner, |l| l.state.clone())
+    }
+
+    /// A new life of `runner` begins (its process was started again). A runner failing
+    /// init stays failing until this life is ready.
+    pub(super) fn start(&self, runner: RunnerId) {
+        self.with(runner, |l| {
+            l.polled = false;
+            l.reported = None;
+            l.supervised = true;
+            if l.state == RunnerState::Ready {
+                l.state = RunnerState::Initialising;
+            }
+        });
+    }
+
+    /// `runner` asks for an invocation: true if it may have one (it is ready now), false
+    /// when this life of a supervised runner already reported an init error (it is expected
+    /// to exit, and is given nothing until it has been started again).
+    pub(super) fn poll(&self, runner: RunnerId) -> bool {
+        self.with(runner, |l| {
+            if l.reported.is_some() {
+                if l.supervised {
+                    return false;
+                }
+                l.reported = None;
+            }
+            l.polled = true;
+            l.state = RunnerState::Ready;
+            true
+        })
+    }
+
+    /// `runner` reported an init error. Returns the error every invocation gets if no
+    /// runner can take work any more.
+    pub(super) fn report(&self, runner: RunnerId, diag: Diagnostic) -> Option<Arc<Diagnostic>> {
+        let diag = Arc::new(bounded(diag));
+        self.with(runner, |l| {
+            l.reported = Some(diag.clone());
+            l.state = RunnerState::FailedInit(diag);
+        });
+        self.none_can_work()
+    }
+
+    /// This life of `runner` ended. If it never asked for an invocation, it failed init:
+    /// with what it reported, else with `exited` (how it ended). Returns its init error,
+    /// if it failed init.
+    pub(super) fn end(
+        &self,
+        runner: RunnerId,
+        exited: impl FnOnce() -> Diagnostic,
+    ) -> Option<Arc<Diagnostic>> {
+        self.with(runner, |l| {
+            if l.polled {
+                return None;
+            }
+            let diag = l
+                .reported
+                .clone()
+                .unwrap_or_else(|| Arc::new(bounded(exited())));
+            l.state = RunnerState::FailedInit(diag.clone());
+            Some(diag)
+        })
+    }
+
+    /// The init error to answer invocations with when every runner is failing init (the
+    /// first runner's: at start-up they are the same function failing alike); `None` while
+    /// one may still take work.
+    pub(super) fn none_can_work(&self) -> Option<Arc<Diagnostic>> {
+        let lives = self.lock();
+        let mut first = None;
+        for life in lives.iter() {
+            match &life.state {
+                RunnerState::FailedInit(d) => {
+                    first.get_or_insert_with(|| d.clone());
+                }
+                _ => return None,
+            }
+        }
+        first
+    }
+}
+
+/// The runners' lives, as the supervisors and the Runtime API report them.
+impl Dispatcher {
+    /// A new life of `runner` begins: its process was (re)started.
+    pub fn runner_started(&self, runner: RunnerId) {
+        self.runners.start(runner);
+    }
+
+    /// `runner` reported an init error (`/init/error`): it takes nothing in this life, and
+    /// when no runner can take work, every queued invocation is answered with this error.
+    pub fn init_error(&self, runner: RunnerId, error: Diagnostic) {
+        if let Some(init_error) = self.runners.report(runner, error) {
+            self.fail_queued(&init_error);
+        }
+    }
+
+    /// This life of `runner` ended. If it never asked for an invocation it failed init,
+    /// with what it reported, else with `exited` (how it ended): that error is returned,
+    /// and when no runner can take work, every queued invocation is answered with it.
+    pub fn runner_ended(
+        &self,
+        runner: RunnerId,
+        exited: impl FnOnce() -> Diagnostic,
+    ) -> Option<Arc<Diagnostic>> {
+        let init_error = self.runners.end(runner, exited)?;
+        if let Some(e) = self.runners.none_can_work() {
+            self.fail_queued(&e);
+        }
+        Some(init_error)
+    }
+
+    /// Where `runner` is in its life.
+    pub fn runner_state(&self, runner: RunnerId) -> RunnerState {
+        self.runners.state(runner)
+    }
+
+    /// Answers every queued invocation with `init_error` (no runner can take them).
+    pub(super) fn fail_queued(&self, init_error: &Arc<Diagnostic>) {
+        while let Ok(queued) = self.rx.try_recv() {
+            let error = InvocationError::InitError(init_error.clone());
+            let _ = queued.reply.send(Outcome::Failed(error));
+        }
+    }
+}
+
+/// Most bytes of a reported error type kept (AWS's own types are short).
+const MAX_TYPE: usize = 1024;
+
+/// The error as kept: every invocation answered with it shares one copy of bounded size,
+/// whatever the runtime posted.
+fn bounded(d: Diagnostic) -> Diagnostic {
+    Diagnostic {
+        error_type: clip(&d.error_type, MAX_TYPE).to_owned(),
+        error_message: clip(&d.error_message, MAX_LOGGED).to_owned(),
+        stack_trace: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
