@@ -58,6 +58,10 @@ pub struct Metrics {
     pub bootstrap_restarts: AtomicU64,
     pub wasm_instance_starts: AtomicU64,
     pub deadlines: AtomicU64,
+    /// Lambda extensions started again after they exited, failed or were reset.
+    pub extension_restarts: AtomicU64,
+    /// Telemetry API records a subscriber never got.
+    pub telemetry_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -79,6 +83,8 @@ impl Metrics {
             bootstrap_restarts: AtomicU64::new(0),
             wasm_instance_starts: AtomicU64::new(0),
             deadlines: AtomicU64::new(0),
+            extension_restarts: AtomicU64::new(0),
+            telemetry_dropped: AtomicU64::new(0),
         }
     }
 
@@ -246,6 +252,18 @@ impl Metrics {
                 "counter",
                 "Log lines dropped because stderr was not being read",
                 crate::logging::dropped_lines(),
+            ),
+            (
+                "aws_custom_runtime_extension_restarts_total",
+                "counter",
+                "Lambda extensions started again after they exited, failed or were reset",
+                self.extension_restarts.load(Ordering::Relaxed),
+            ),
+            (
+                "aws_custom_runtime_telemetry_dropped_total",
+                "counter",
+                "Telemetry API records dropped (a subscriber's buffer full or its destination down)",
+                self.telemetry_dropped.load(Ordering::Relaxed),
             ),
         ];
         for (name, kind, help, v) in gauges {

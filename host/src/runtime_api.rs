@@ -27,6 +27,8 @@ pub struct RuntimeApi {
     /// How long a runtime may take to upload a response or error body (the function's
     /// timeout: past it the invocation has ended anyway).
     pub read_timeout: Duration,
+    /// The Extensions and Telemetry APIs, served on the same listeners (native functions).
+    pub extensions: Option<Arc<crate::extensions::Extensions>>,
 }
 
 /// Most bytes of runtime-supplied text (an init error's message) that reach the log.
@@ -109,10 +111,21 @@ impl RuntimeApi {
         B: Body + Unpin,
         B::Error: std::fmt::Display,
     {
+        if let Some(ext) = &self.extensions
+            && crate::extensions::api::route(req.uri().path()).is_some()
+        {
+            return ext.handle(req).await;
+        }
         let (parts, body) = req.into_parts();
         match route(&parts.method, parts.uri.path()) {
             Ok(Route::Next) => {
+                if let Some(ext) = &self.extensions {
+                    ext.before_next(runner).await;
+                }
                 let inv = self.dispatcher.next(runner).await;
+                if let Some(ext) = &self.extensions {
+                    ext.invoke(runner, &inv);
+                }
                 let headers = crate::context::next_headers(&inv, &self.function_arn);
                 let body = inv.event.body.clone();
                 if let Some(connection) = parts.extensions.get::<Connection>() {
@@ -197,8 +210,14 @@ impl RuntimeApi {
 
     /// Ends `id` if `runner` holds it: an answer from another bootstrap is refused.
     fn complete(&self, runner: RunnerId, id: &str, outcome: Outcome) -> Reply {
+        let summary = crate::extensions::Summary::of(&outcome);
         match self.dispatcher.complete_from(runner, id, outcome) {
-            Ok(()) => accepted(),
+            Ok(()) => {
+                if let Some(ext) = &self.extensions {
+                    ext.runtime_done(id, summary);
+                }
+                accepted()
+            }
             Err(e) => e.into_reply(),
         }
     }

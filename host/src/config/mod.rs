@@ -75,6 +75,10 @@ pub struct Config {
     pub function: FunctionInfo,
     /// Environment given to every bootstrap on top of the host's own (which it inherits).
     pub lambda_env: BTreeMap<String, String>,
+    /// The extensions found in `LAMBDA_EXTENSIONS_DIR` (native functions only).
+    pub extensions: Vec<PathBuf>,
+    /// Time the runtime and extensions get to stop (`SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: Duration,
 }
 
 /// Why start-up refused the configuration.
@@ -115,6 +119,10 @@ impl Config {
             &args.lambda_env,
         );
         let kind = kind(&args, &task_root, function.memory_mb)?;
+        let extensions = match kind {
+            FunctionKind::Native { .. } => crate::extensions::discover(&args.extensions_dir)?,
+            FunctionKind::Wasm(_) => Vec::new(),
+        };
         Ok(Config {
             public_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port)),
             internal_api_port: args.internal_api_port.filter(|p| *p != 0),
@@ -137,6 +145,8 @@ impl Config {
             queue_size: args.queue_size as usize,
             function,
             lambda_env,
+            extensions,
+            shutdown_timeout: args.shutdown_timeout,
         })
     }
 }

@@ -24,8 +24,6 @@ use crate::config::Config;
 use crate::dispatch::{Dispatcher, RunnerId};
 use crate::metrics::Metrics;
 
-/// How long a bootstrap gets between SIGTERM and SIGKILL when the host stops.
-const STOP_GRACE: Duration = Duration::from_secs(3);
 /// How often a draining bootstrap is checked for the end of the invocation it holds.
 const DRAIN_CHECK: Duration = Duration::from_millis(5);
 
@@ -110,7 +108,17 @@ pub async fn supervise(
         };
         let pid = child.id();
         tracing::info!(bootstrap = runner, pid, "bootstrap started");
-        let ended = watch(runner, &mut child, &dispatcher, recycle, started, &stop).await;
+        let grace = config.shutdown_timeout;
+        let ended = watch(
+            runner,
+            &mut child,
+            &dispatcher,
+            recycle,
+            started,
+            &stop,
+            grace,
+        )
+        .await;
         // Whatever the bootstrap started in its session dies with it.
         signal_group(pid, Signal::SIGKILL);
         orphans::forget(pid);
@@ -151,6 +159,7 @@ async fn watch(
     recycle: Recycle,
     started: Instant,
     stop: &CancellationToken,
+    grace: Duration,
 ) -> Ended {
     let pid = child.id();
     let reset = dispatcher.reset_signal(runner).notified();
@@ -166,7 +175,7 @@ async fn watch(
         _ = &mut reset => Ended::Reset,
         _ = &mut drained => Ended::Recycled,
         _ = stop.cancelled() => {
-            terminate(child, pid).await;
+            terminate(child, pid, grace).await;
             return Ended::Stopped;
         }
     };
@@ -218,12 +227,9 @@ fn signal_group(pid: Option<u32>, sig: Signal) {
     }
 }
 
-async fn terminate(child: &mut Child, pid: Option<u32>) {
+async fn terminate(child: &mut Child, pid: Option<u32>, grace: Duration) {
     signal_group(pid, Signal::SIGTERM);
-    if tokio::time::timeout(STOP_GRACE, child.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
         signal_group(pid, Signal::SIGKILL);
         let _ = child.wait().await;
     }
@@ -262,7 +268,7 @@ fn spawn(
 /// Each bootstrap leads its own session (so a reset kills everything in it), and dies
 /// when the host is killed without a chance to stop it.
 #[allow(unsafe_code)]
-fn isolate(cmd: &mut Command) {
+pub(crate) fn isolate(cmd: &mut Command) {
     let host = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls (setsid, prctl, getppid); its errors are errno
@@ -285,8 +291,13 @@ fn isolate(cmd: &mut Command) {
 async fn forward_output(runner: RunnerId, stream: &'static str, mut out: impl AsyncRead + Unpin) {
     let mut buf = vec![0; MAX_LINE];
     let mut lines = Lines::default();
-    let mut emit =
-        |text: &str| tracing::info!(target: "function", bootstrap = runner, stream, "{text}");
+    let mut emit = |text: &str| {
+        tracing::info!(target: "function", bootstrap = runner, stream, "{text}");
+        crate::extensions::telemetry::output_line(
+            crate::extensions::telemetry::Kind::Function,
+            text,
+        );
+    };
     loop {
         match out.read(&mut buf).await {
             Ok(0) | Err(_) => break,

@@ -83,6 +83,7 @@ mod in_memory {
             function_arn: http::HeaderValue::from_static("arn:aws:lambda:us-east-1:0:function:f"),
             body_limit: 1024,
             read_timeout: Duration::from_secs(5),
+            extensions: None,
         }
     }
 

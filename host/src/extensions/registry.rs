@@ -1,0 +1,447 @@
+//! The Extensions API's state machine: which extensions are registered, what each one
+//! subscribed to, the events waiting for it, and which runner waits for which extension to
+//! finish its INVOKE. Plain data behind one lock, no I/O and no waiting: the HTTP handlers
+//! and the supervisors act on what its methods return.
+//!
+//! An extension's life, as the Lambda runtime interface emulator names its states:
+//! `Registered` (until its first `next`), `Ready` (waiting in `next`), `Running` (it holds an
+//! event: the next `next` says it is done with it), `InitError`, `ExitError`. An extension
+//! acknowledges an INVOKE by asking for the next event after it; until then the runner that
+//! served the invocation takes nothing new.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::dispatch::RunnerId;
+
+/// Lambda runs at most 10 extensions per function.
+pub const MAX_EXTENSIONS: usize = 10;
+
+/// What `Lambda-Extension-Identifier` carries.
+pub type ExtensionId = uuid::Uuid;
+
+/// Why a SHUTDOWN is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownReason {
+    Spindown,
+    Timeout,
+    Failure,
+}
+
+impl ShutdownReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShutdownReason::Spindown => "spindown",
+            ShutdownReason::Timeout => "timeout",
+            ShutdownReason::Failure => "failure",
+        }
+    }
+}
+
+/// An event handed to an extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Invoke {
+        runner: RunnerId,
+        request_id: Arc<str>,
+        deadline_ms: u64,
+        trace_id: Option<String>,
+    },
+    Shutdown {
+        reason: ShutdownReason,
+        deadline_ms: u64,
+    },
+}
+
+/// The lifecycle state of one extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Registered,
+    Ready,
+    Running,
+    InitError,
+    ExitError,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Registered => "Registered",
+            State::Ready => "Ready",
+            State::Running => "Running",
+            State::InitError => "InitError",
+            State::ExitError => "ExitError",
+        }
+    }
+}
+
+/// A misuse of the Extensions API, as Lambda answers it (403 with this `errorType`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    #[error("unknown extension identifier {0}")]
+    UnknownIdentifier(String),
+    #[error("invalid event type {0:?}: an extension subscribes to INVOKE and SHUTDOWN only")]
+    InvalidEventType(String),
+    #[error("extension registration is closed: it is open only while the function initializes")]
+    RegistrationClosed,
+    #[error("extension limit ({MAX_EXTENSIONS}) reached")]
+    TooManyExtensions,
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+impl ApiError {
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::MissingHeader(_) => "Extension.MissingHeader",
+            ApiError::UnknownIdentifier(_) => "Extension.UnknownExtensionIdentifier",
+            ApiError::InvalidEventType(_) => "Extension.InvalidEventType",
+            ApiError::RegistrationClosed => "Extension.RegistrationClosed",
+            ApiError::TooManyExtensions => "Extension.TooManyExtensions",
+            ApiError::InvalidState(_) => "Extension.InvalidExtensionState",
+            ApiError::InvalidRequest(_) => "InvalidRequestFormat",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Subscriptions {
+    pub invoke: bool,
+    pub shutdown: bool,
+}
+
+impl Subscriptions {
+    /// The events of a register request; anything but INVOKE and SHUTDOWN is refused.
+    pub fn parse(events: &[String]) -> Result<Subscriptions, ApiError> {
+        let mut subs = Subscriptions::default();
+        for e in events {
+            match e.as_str() {
+                "INVOKE" => subs.invoke = true,
+                "SHUTDOWN" => subs.shutdown = true,
+                other => return Err(ApiError::InvalidEventType(other.to_owned())),
+            }
+        }
+        Ok(subs)
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: ExtensionId,
+    name: String,
+    subs: Subscriptions,
+    state: State,
+    queue: VecDeque<Event>,
+    /// The event it was last handed, until it asks for the next one.
+    current: Option<Event>,
+}
+
+/// INVOKEs of one runner's last invocation that extensions have not finished.
+#[derive(Debug)]
+struct Outstanding {
+    deadline: Instant,
+    extensions: Vec<ExtensionId>,
+}
+
+/// Every registered extension and what waits on them.
+#[derive(Debug)]
+pub struct Registry {
+    entries: Vec<Entry>,
+    /// The host is initializing: any extension may register.
+    open: bool,
+    /// Files of `LAMBDA_EXTENSIONS_DIR`: such an extension registers again after a restart.
+    external: HashSet<String>,
+    outstanding: HashMap<RunnerId, Outstanding>,
+    /// Set once a SHUTDOWN went out: no INVOKE follows it.
+    shutting_down: bool,
+}
+
+impl Registry {
+    /// A registry expecting the external extensions named `external` (file names).
+    pub fn new(external: impl IntoIterator<Item = String>) -> Registry {
+        Registry {
+            entries: Vec::new(),
+            open: true,
+            external: external.into_iter().collect(),
+            outstanding: HashMap::new(),
+            shutting_down: false,
+        }
+    }
+
+    /// `POST /register`. Registration is open during init; after it, only to an external
+    /// extension the host restarted (its name is free again).
+    pub fn register(&mut self, name: &str, subs: Subscriptions) -> Result<ExtensionId, ApiError> {
+        if self.entries.iter().any(|e| e.name == name) {
+            return Err(ApiError::InvalidState(format!(
+                "extension {name:?} is already registered"
+            )));
+        }
+        if !self.open && !self.external.contains(name) {
+            return Err(ApiError::RegistrationClosed);
+        }
+        if self.entries.len() >= MAX_EXTENSIONS {
+            return Err(ApiError::TooManyExtensions);
+        }
+        let id = uuid::Uuid::new_v4();
+        self.entries.push(Entry {
+            id,
+            name: name.to_owned(),
+            subs,
+            state: State::Registered,
+            queue: VecDeque::new(),
+            current: None,
+        });
+        Ok(id)
+    }
+
+    /// `GET /event/next`: the extension is done with the event it held; returns the next
+    /// event if one waits (else the caller waits and calls [`Registry::take`]).
+    pub fn next(&mut self, id: ExtensionId) -> Result<Option<Event>, ApiError> {
+        let entry = self.entry_mut(id)?;
+        if matches!(entry.state, State::InitError | State::ExitError) {
+            return Err(transition(entry, State::Ready));
+        }
+        let done = entry.current.take();
+        entry.state = State::Ready;
+        if let Some(Event::Invoke { runner, .. }) = done {
+            self.acknowledge(runner, id);
+        }
+        self.take(id)
+    }
+
+    /// The next event for an extension waiting in `next`, if one has come.
+    pub fn take(&mut self, id: ExtensionId) -> Result<Option<Event>, ApiError> {
+        let entry = self.entry_mut(id)?;
+        if entry.state != State::Ready {
+            return Ok(None);
+        }
+        let event = entry.queue.pop_front();
+        if let Some(e) = &event {
+            entry.current = Some(e.clone());
+            entry.state = State::Running;
+        }
+        Ok(event)
+    }
+
+    /// `POST /init/error` (`init: true`) or `/exit/error`: the extension failed. Returns
+    /// its name, for the log.
+    pub fn fail(&mut self, id: ExtensionId, init: bool) -> Result<String, ApiError> {
+        let target = if init {
+            State::InitError
+        } else {
+            State::ExitError
+        };
+        let entry = self.entry_mut(id)?;
+        let allowed = match target {
+            // Lambda takes an init error only before the extension's first `next`.
+            State::InitError => entry.state == State::Registered,
+            _ => entry.state != State::ExitError,
+        };
+        if !allowed {
+            return Err(transition(entry, target));
+        }
+        entry.state = target;
+        entry.queue.clear();
+        entry.current = None;
+        let name = entry.name.clone();
+        self.forget_acks(id);
+        Ok(name)
+    }
+
+    /// Sends INVOKE for `request_id`, served by `runner`, to every extension subscribed to
+    /// it; `runner` takes nothing new until they have all asked for their next event.
+    /// Returns how many got it.
+    pub fn invoke(
+        &mut self,
+        runner: RunnerId,
+        request_id: &Arc<str>,
+        deadline: Instant,
+        deadline_ms: u64,
+        trace_id: Option<String>,
+    ) -> usize {
+        if self.shutting_down {
+            return 0;
+        }
+        let mut got = Vec::new();
+        for e in &mut self.entries {
+            if e.subs.invoke && matches!(e.state, State::Registered | State::Ready | State::Running)
+            {
+                e.queue.push_back(Event::Invoke {
+                    runner,
+                    request_id: request_id.clone(),
+                    deadline_ms,
+                    trace_id: trace_id.clone(),
+                });
+                got.push(e.id);
+            }
+        }
+        let n = got.len();
+        if n > 0 {
+            self.outstanding.insert(
+                runner,
+                Outstanding {
+                    deadline,
+                    extensions: got,
+                },
+            );
+        }
+        n
+    }
+
+    /// Whether `runner` may take its next invocation; else the deadline of the INVOKE it
+    /// waits on and the extensions still holding it.
+    pub fn pending(&self, runner: RunnerId) -> Option<(Instant, Vec<String>)> {
+        let o = self.outstanding.get(&runner)?;
+        let names = o
+            .extensions
+            .iter()
+            .filter_map(|id| self.entries.iter().find(|e| e.id == *id))
+            .map(|e| e.name.clone())
+            .collect();
+        Some((o.deadline, names))
+    }
+
+    /// The extension named `name` is gone (its process ended, or it is being reset): what it
+    /// held no longer holds any runner back. Returns whether it had registered.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.name == name) else {
+            return false;
+        };
+        let entry = self.entries.remove(i);
+        self.forget_acks(entry.id);
+        true
+    }
+
+    /// Queues a SHUTDOWN for the extensions subscribed to it: `names` (all when `None`).
+    /// Pending INVOKEs are dropped; no runner waits on them any more.
+    pub fn shutdown(&mut self, names: Option<&[String]>, reason: ShutdownReason, deadline_ms: u64) {
+        if names.is_none() {
+            self.shutting_down = true;
+            self.outstanding.clear();
+        }
+        for e in &mut self.entries {
+            if names.is_some_and(|n| !n.contains(&e.name)) {
+                continue;
+            }
+            e.queue.retain(|ev| !matches!(ev, Event::Invoke { .. }));
+            if e.subs.shutdown
+                && matches!(e.state, State::Registered | State::Ready | State::Running)
+            {
+                e.queue.push_back(Event::Shutdown {
+                    reason,
+                    deadline_ms,
+                });
+            }
+        }
+        if let Some(names) = names {
+            let ids: Vec<ExtensionId> = self
+                .entries
+                .iter()
+                .filter(|e| names.contains(&e.name))
+                .map(|e| e.id)
+                .collect();
+            for id in ids {
+                self.forget_acks(id);
+            }
+        }
+    }
+
+    /// Whether init may end: every external extension registered, and every registered one
+    /// has asked for its first event.
+    pub fn init_ready(&self) -> bool {
+        let registered = |name: &String| self.entries.iter().any(|e| &e.name == name);
+        self.external.iter().all(registered)
+            && self
+                .entries
+                .iter()
+                .all(|e| matches!(e.state, State::Ready | State::Running))
+    }
+
+    /// Whether every external extension has registered (the runtime may start).
+    pub fn all_registered(&self) -> bool {
+        self.external
+            .iter()
+            .all(|name| self.entries.iter().any(|e| &e.name == name))
+    }
+
+    /// Ends init: from now on only a restarted external extension may register.
+    pub fn close_registration(&mut self) {
+        self.open = false;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// The state of the extension named `name`, if registered.
+    pub fn state_of(&self, name: &str) -> Option<State> {
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.state)
+    }
+
+    /// The identifier of the extension named `name`, if registered.
+    pub fn id_of(&self, name: &str) -> Option<ExtensionId> {
+        self.entries.iter().find(|e| e.name == name).map(|e| e.id)
+    }
+
+    /// Whether the extension named `name` waits for a SHUTDOWN.
+    pub fn subscribed_to_shutdown(&self, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.name == name && e.subs.shutdown)
+    }
+
+    pub fn is_registered(&self, id: ExtensionId) -> bool {
+        self.entries.iter().any(|e| e.id == id)
+    }
+
+    pub fn name_of(&self, id: ExtensionId) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.name.as_str())
+    }
+
+    fn acknowledge(&mut self, runner: RunnerId, id: ExtensionId) {
+        if let Some(o) = self.outstanding.get_mut(&runner) {
+            o.extensions.retain(|e| *e != id);
+            if o.extensions.is_empty() {
+                self.outstanding.remove(&runner);
+            }
+        }
+    }
+
+    fn forget_acks(&mut self, id: ExtensionId) {
+        let runners: Vec<RunnerId> = self.outstanding.keys().copied().collect();
+        for runner in runners {
+            self.acknowledge(runner, id);
+        }
+    }
+
+    fn entry_mut(&mut self, id: ExtensionId) -> Result<&mut Entry, ApiError> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.id == id)
+            .ok_or_else(|| ApiError::UnknownIdentifier(id.to_string()))
+    }
+}
+
+fn transition(entry: &Entry, to: State) -> ApiError {
+    ApiError::InvalidState(format!(
+        "extension {:?} cannot go from state {} to {}",
+        entry.name,
+        entry.state.name(),
+        to.name()
+    ))
+}
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;

@@ -1,0 +1,478 @@
+//! The Telemetry API (2022-07-01): subscriptions, the records the host produces (function
+//! and extension output lines, `platform.*` events) and their delivery in batches to each
+//! subscriber's HTTP destination. Producing a record never waits: each subscriber has a
+//! bounded buffer, and what does not fit is dropped, counted and reported to it
+//! (`platform.logsDropped`). Only the delivery tasks touch sockets.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::registry::ExtensionId;
+use crate::metrics::Metrics;
+
+/// Schema versions Lambda accepts.
+const SCHEMAS: [&str; 3] = ["2022-07-01", "2022-12-13", "2025-01-29"];
+/// Records buffered per subscriber, whatever its `maxItems`: beyond, they are dropped.
+const MAX_BUFFERED: usize = 20_000;
+/// Bytes buffered per subscriber.
+const MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
+/// Records kept from init for the subscribers that come during it.
+const MAX_BACKLOG: usize = 1_000;
+/// A refused connection is tried again this many times, this long apart: the
+/// `lambda-extension` crate binds its listener anew after every connection.
+const CONNECT_TRIES: u32 = 20;
+const CONNECT_RETRY: Duration = Duration::from_millis(25);
+/// How long a destination may take to answer one batch.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a subscriber asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub platform: bool,
+    pub function: bool,
+    pub extension: bool,
+    pub max_items: usize,
+    pub max_bytes: usize,
+    pub timeout: Duration,
+    /// Where batches go (a `sandbox.localdomain` destination is the loopback).
+    pub destination: SocketAddr,
+    pub path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request {
+    schema_version: String,
+    destination: Destination,
+    #[serde(default)]
+    types: Vec<String>,
+    #[serde(default)]
+    buffering: Buffering,
+}
+
+#[derive(Deserialize)]
+struct Destination {
+    protocol: String,
+    #[serde(rename = "URI")]
+    uri: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Buffering {
+    max_items: Option<u64>,
+    max_bytes: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+impl Subscription {
+    /// Reads a `PUT /telemetry` body, with Lambda's bounds; the error says what is wrong.
+    pub fn parse(body: &[u8]) -> Result<Subscription, String> {
+        let req: Request =
+            serde_json::from_slice(body).map_err(|e| format!("invalid subscription: {e}"))?;
+        if !SCHEMAS.contains(&req.schema_version.as_str()) {
+            return Err(format!(
+                "unsupported schemaVersion {:?}; expected one of {SCHEMAS:?}",
+                req.schema_version
+            ));
+        }
+        if req.destination.protocol != "HTTP" {
+            return Err("destination.protocol must be \"HTTP\"".into());
+        }
+        let (destination, path) = destination(&req.destination.uri)?;
+        let mut sub = Subscription {
+            platform: false,
+            function: false,
+            extension: false,
+            max_items: bounded("maxItems", req.buffering.max_items, 1_000, 10_000, 10_000)?,
+            max_bytes: bounded(
+                "maxBytes",
+                req.buffering.max_bytes,
+                262_144,
+                1_048_576,
+                262_144,
+            )?,
+            timeout: Duration::from_millis(bounded(
+                "timeoutMs",
+                req.buffering.timeout_ms,
+                25,
+                30_000,
+                1_000,
+            )? as u64),
+            destination,
+            path,
+        };
+        for t in &req.types {
+            match t.as_str() {
+                "platform" => sub.platform = true,
+                "function" => sub.function = true,
+                "extension" => sub.extension = true,
+                other => return Err(format!("unknown telemetry type {other:?}")),
+            }
+        }
+        Ok(sub)
+    }
+}
+
+fn bounded(field: &str, v: Option<u64>, min: u64, max: u64, default: u64) -> Result<usize, String> {
+    match v {
+        None => Ok(default as usize),
+        Some(v) if (min..=max).contains(&v) => Ok(v as usize),
+        Some(v) => Err(format!(
+            "buffering.{field} is {v}; it must be from {min} to {max}"
+        )),
+    }
+}
+
+/// `http://sandbox.localdomain:PORT/path` (or a loopback host) as an address and a path.
+fn destination(uri: &str) -> Result<(SocketAddr, String), String> {
+    let bad = || format!("destination.URI {uri:?} must be http://sandbox.localdomain:PORT[/path]");
+    let uri: http::Uri = uri.parse().map_err(|_| bad())?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad());
+    }
+    let host = uri.host().ok_or_else(bad)?;
+    if !matches!(host, "sandbox.localdomain" | "localhost" | "127.0.0.1") {
+        return Err(bad());
+    }
+    let port = uri.port_u16().ok_or_else(bad)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    Ok((SocketAddr::from((Ipv4Addr::LOCALHOST, port)), path))
+}
+
+/// Which kind of record, for the subscription's types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Platform,
+    Function,
+    Extension,
+}
+
+/// One serialized record and its kind.
+#[derive(Debug, Clone)]
+struct Record {
+    kind: Kind,
+    json: Bytes,
+}
+
+/// A record `{"time", "type", "record"}` as Lambda sends it.
+pub fn record(kind_name: &str, record: Value) -> Bytes {
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Bytes::from(json!({ "time": time, "type": kind_name, "record": record }).to_string())
+}
+
+struct Buffer {
+    items: VecDeque<Bytes>,
+    bytes: usize,
+    dropped: u64,
+    dropped_bytes: u64,
+}
+
+struct Subscriber {
+    extension: ExtensionId,
+    sub: Subscription,
+    buffer: Mutex<Buffer>,
+    wake: Notify,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Subscriber {
+    fn lock(&self) -> MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wants(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::Platform => self.sub.platform,
+            Kind::Function => self.sub.function,
+            Kind::Extension => self.sub.extension,
+        }
+    }
+
+    fn push(&self, json: &Bytes) -> bool {
+        let mut b = self.lock();
+        if b.items.len() >= MAX_BUFFERED || b.bytes + json.len() > MAX_BUFFERED_BYTES {
+            b.dropped += 1;
+            b.dropped_bytes += json.len() as u64;
+            return false;
+        }
+        b.bytes += json.len();
+        b.items.push_back(json.clone());
+        let full = b.items.len() >= self.sub.max_items || b.bytes >= self.sub.max_bytes;
+        drop(b);
+        if full {
+            self.wake.notify_one();
+        }
+        true
+    }
+}
+
+/// Every subscription of the host and the records produced before init ended.
+pub struct Telemetry {
+    subscribers: Mutex<Vec<Arc<Subscriber>>>,
+    /// Quick check on the output path: no subscriber, nothing to serialize.
+    any: AtomicBool,
+    backlog: Mutex<Option<VecDeque<Record>>>,
+    /// Counts the records dropped because a subscriber's buffer was full or its
+    /// destination failed.
+    metrics: Arc<Metrics>,
+}
+
+/// The host's one telemetry hub, for the output forwarders deep in process supervision.
+static HUB: OnceLock<Arc<Telemetry>> = OnceLock::new();
+
+/// Makes `t` the hub that [`output_line`] feeds; the first one stays.
+pub fn install(t: Arc<Telemetry>) {
+    let _ = HUB.set(t);
+}
+
+/// A line a function (`Kind::Function`) or an extension wrote; never waits.
+pub fn output_line(kind: Kind, line: &str) {
+    if let Some(t) = HUB.get() {
+        t.publish_with(kind, || {
+            let name = if kind == Kind::Extension {
+                "extension"
+            } else {
+                "function"
+            };
+            record(name, Value::String(line.to_owned()))
+        });
+    }
+}
+
+impl Telemetry {
+    pub fn new(metrics: Arc<Metrics>) -> Telemetry {
+        Telemetry {
+            subscribers: Mutex::new(Vec::new()),
+            any: AtomicBool::new(false),
+            backlog: Mutex::new(Some(VecDeque::new())),
+            metrics,
+        }
+    }
+
+    /// Publishes a record built only when someone may want it.
+    pub fn publish_with(&self, kind: Kind, build: impl FnOnce() -> Bytes) {
+        let backlog_open = {
+            let b = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+            b.is_some()
+        };
+        if !self.any.load(Ordering::Relaxed) && !backlog_open {
+            return;
+        }
+        let json = build();
+        if let Some(backlog) = self
+            .backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            && backlog.len() < MAX_BACKLOG
+        {
+            backlog.push_back(Record {
+                kind,
+                json: json.clone(),
+            });
+        }
+        let subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for s in subscribers.iter().filter(|s| s.wants(kind)) {
+            if !s.push(&json) {
+                self.metrics
+                    .telemetry_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Init ended: records are no longer kept for later subscribers.
+    pub fn end_backlog(&self) {
+        self.backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    /// Adds (or replaces) the subscription of `extension` and starts delivering to it.
+    pub fn subscribe(self: &Arc<Self>, extension: ExtensionId, sub: Subscription) {
+        let subscriber = Arc::new(Subscriber {
+            extension,
+            sub,
+            buffer: Mutex::new(Buffer {
+                items: VecDeque::new(),
+                bytes: 0,
+                dropped: 0,
+                dropped_bytes: 0,
+            }),
+            wake: Notify::new(),
+            stop: tokio_util::sync::CancellationToken::new(),
+        });
+        if let Some(backlog) = self
+            .backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            for r in backlog.iter().filter(|r| subscriber.wants(r.kind)) {
+                subscriber.push(&r.json);
+            }
+        }
+        {
+            let mut all = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+            for old in all.iter().filter(|s| s.extension == extension) {
+                old.stop.cancel();
+            }
+            all.retain(|s| s.extension != extension);
+            all.push(subscriber.clone());
+            self.any.store(true, Ordering::Relaxed);
+        }
+        tokio::spawn(deliver(self.clone(), subscriber));
+    }
+
+    /// Ends the subscription of an extension that is gone.
+    pub fn unsubscribe(&self, extension: ExtensionId) {
+        let mut all = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        for s in all.iter().filter(|s| s.extension == extension) {
+            s.stop.cancel();
+        }
+        all.retain(|s| s.extension != extension);
+        self.any.store(!all.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Delivers what every subscriber has buffered now, at most `within` (at shutdown).
+    pub async fn flush(&self, within: Duration) {
+        let subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let all = async {
+            for s in subscribers {
+                while let Some(batch) = take_batch(&s) {
+                    if send(&s.sub, batch.0).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, all).await;
+    }
+}
+
+/// Sends the subscriber's records in batches: when `maxItems` or `maxBytes` are reached or
+/// `timeoutMs` passed since the last batch.
+async fn deliver(hub: Arc<Telemetry>, s: Arc<Subscriber>) {
+    loop {
+        tokio::select! {
+            _ = s.stop.cancelled() => return,
+            _ = s.wake.notified() => {}
+            _ = tokio::time::sleep(s.sub.timeout) => {}
+        }
+        while let Some((batch, n)) = take_batch(&s) {
+            if let Err(e) = send(&s.sub, batch).await {
+                tracing::debug!("telemetry batch of {n} records not delivered: {e}");
+                hub.metrics
+                    .telemetry_dropped
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                s.lock().dropped += n as u64;
+                break;
+            }
+            if s.stop.is_cancelled() {
+                return;
+            }
+        }
+    }
+}
+
+/// The next batch (a JSON array) and how many records it holds; a `platform.logsDropped`
+/// record leads it when records were dropped since the last one.
+fn take_batch(s: &Subscriber) -> Option<(Bytes, usize)> {
+    let mut b = s.lock();
+    if b.items.is_empty() && b.dropped == 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.bytes.min(s.sub.max_bytes) + 2);
+    out.push(b'[');
+    let mut n = 0;
+    if b.dropped > 0 && s.sub.platform {
+        let dropped = record(
+            "platform.logsDropped",
+            json!({
+                "reason": "Some logs were dropped because the extension could not keep up",
+                "droppedRecords": b.dropped,
+                "droppedBytes": b.dropped_bytes,
+            }),
+        );
+        out.extend_from_slice(&dropped);
+        n += 1;
+    }
+    b.dropped = 0;
+    b.dropped_bytes = 0;
+    while let Some(item) = b.items.front() {
+        if n > 0 && (n >= s.sub.max_items || out.len() + item.len() > s.sub.max_bytes) {
+            break;
+        }
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+        b.bytes -= item.len();
+        b.items.pop_front();
+        n += 1;
+    }
+    out.push(b']');
+    (n > 0).then(|| (Bytes::from(out), n))
+}
+
+/// POSTs one batch on a connection of its own.
+async fn send(sub: &Subscription, batch: Bytes) -> Result<(), String> {
+    let stream = connect(sub.destination).await?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::post(sub.path.as_str())
+        .header(
+            http::header::HOST,
+            format!("sandbox.localdomain:{}", sub.destination.port()),
+        )
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(batch))
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(DELIVERY_TIMEOUT, sender.send_request(req)).await {
+        Ok(Ok(res)) if res.status().is_success() => Ok(()),
+        Ok(Ok(res)) => Err(format!("the destination answered {}", res.status())),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the destination did not answer in time".into()),
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Result<tokio::net::TcpStream, String> {
+    let mut tries = 0;
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused && tries < CONNECT_TRIES =>
+            {
+                tries += 1;
+                tokio::time::sleep(CONNECT_RETRY).await;
+            }
+            Err(e) => return Err(format!("cannot connect to {addr}: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "telemetry_tests.rs"]
+mod tests;
