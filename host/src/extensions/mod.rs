@@ -251,7 +251,7 @@ impl Extensions {
         if n > 0 {
             self.bump();
         }
-        {
+        if self.telemetry.wanted() {
             let mut s = self.started.lock().unwrap_or_else(|e| e.into_inner());
             // Invocations that never got an answer leave at their deadline.
             let now = Instant::now();
@@ -272,6 +272,9 @@ impl Extensions {
 
     /// The runtime answered `request_id`: `platform.runtimeDone` and `platform.report`.
     pub fn runtime_done(&self, request_id: &str, summary: Summary) {
+        if !self.telemetry.wanted() {
+            return;
+        }
         let started = {
             let mut s = self.started.lock().unwrap_or_else(|e| e.into_inner());
             s.remove(request_id).map(|(at, _)| at)
@@ -328,6 +331,12 @@ impl Extensions {
             self.lock().remove(name);
             self.bump();
         }
+    }
+
+    /// How an extension failed init (its init error, or its exit during init), if one did:
+    /// the first invocations should get it while init is retried.
+    pub fn init_failure(&self) -> Option<String> {
+        self.lock().init_failure().map(str::to_owned)
     }
 
     /// Waits until `ready` holds for the registry.

@@ -159,6 +159,8 @@ pub struct Registry {
     outstanding: HashMap<RunnerId, Outstanding>,
     /// Set once a SHUTDOWN went out: no INVOKE follows it.
     shutting_down: bool,
+    /// The last way an extension failed the host's init (init error, or exit during it).
+    init_failure: Option<String>,
 }
 
 impl Registry {
@@ -170,6 +172,7 @@ impl Registry {
             external: external.into_iter().collect(),
             outstanding: HashMap::new(),
             shutting_down: false,
+            init_failure: None,
         }
     }
 
@@ -249,6 +252,9 @@ impl Registry {
         entry.queue.clear();
         entry.current = None;
         let name = entry.name.clone();
+        if init && self.open {
+            self.init_failure = Some(format!("extension {name} reported an init error"));
+        }
         self.forget_acks(id);
         Ok(name)
     }
@@ -313,8 +319,17 @@ impl Registry {
             return false;
         };
         let entry = self.entries.remove(i);
+        if self.open && self.init_failure.is_none() {
+            self.init_failure = Some(format!("extension {name} exited during init"));
+        }
         self.forget_acks(entry.id);
         true
+    }
+
+    /// How an extension failed init, if one did (init is then retried as the extension
+    /// restarts).
+    pub fn init_failure(&self) -> Option<&str> {
+        self.init_failure.as_deref()
     }
 
     /// Queues a SHUTDOWN for the extensions subscribed to it: `names` (all when `None`).

@@ -134,6 +134,7 @@ fn an_init_error_comes_only_before_the_first_next_and_ends_the_extension_s_polls
     assert_eq!(r.fail(a, true).unwrap(), "a");
     assert!(matches!(r.next(a), Err(ApiError::InvalidState(_))));
     assert!(!r.init_ready());
+    assert_eq!(r.init_failure(), Some("extension a reported an init error"));
     let b = r.register("b", both()).unwrap();
     r.next(b).unwrap();
     assert!(matches!(r.fail(b, true), Err(ApiError::InvalidState(_))));

@@ -218,8 +218,9 @@ impl Subscriber {
 /// Every subscription of the host and the records produced before init ended.
 pub struct Telemetry {
     subscribers: Mutex<Vec<Arc<Subscriber>>>,
-    /// Quick check on the output path: no subscriber, nothing to serialize.
+    /// Quick checks on the output path: no subscriber and no backlog, nothing to serialize.
     any: AtomicBool,
+    backlog_open: AtomicBool,
     backlog: Mutex<Option<VecDeque<Record>>>,
     /// Counts the records dropped because a subscriber's buffer was full or its
     /// destination failed.
@@ -253,6 +254,7 @@ impl Telemetry {
         Telemetry {
             subscribers: Mutex::new(Vec::new()),
             any: AtomicBool::new(false),
+            backlog_open: AtomicBool::new(true),
             backlog: Mutex::new(Some(VecDeque::new())),
             metrics,
         }
@@ -260,11 +262,7 @@ impl Telemetry {
 
     /// Publishes a record built only when someone may want it.
     pub fn publish_with(&self, kind: Kind, build: impl FnOnce() -> Bytes) {
-        let backlog_open = {
-            let b = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
-            b.is_some()
-        };
-        if !self.any.load(Ordering::Relaxed) && !backlog_open {
+        if !self.wanted() {
             return;
         }
         let json = build();
@@ -294,8 +292,14 @@ impl Telemetry {
         }
     }
 
+    /// Whether a record may reach anyone now.
+    pub fn wanted(&self) -> bool {
+        self.any.load(Ordering::Relaxed) || self.backlog_open.load(Ordering::Relaxed)
+    }
+
     /// Init ended: records are no longer kept for later subscribers.
     pub fn end_backlog(&self) {
+        self.backlog_open.store(false, Ordering::Relaxed);
         self.backlog
             .lock()
             .unwrap_or_else(|e| e.into_inner())
