@@ -65,14 +65,14 @@ test-deploy: $(DEPLOY_VENV)/installed
 ## after the build. BENCH_ARGS="--rounds 1 --duration 5" for a quicker look.
 BENCH_ARGS ?=
 bench:
-	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench
+	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench -p test-extension
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
 	python3 bench/bench.py $(BENCH_ARGS)
 
 ## CI: a 2-second run of every scenario at c=1 and c=64 on dev builds (checks the harness,
 ## not the numbers); fails on any error or missing scenario
 bench-smoke:
-	$(CARGO) build -p aws-custom-runtime -p rust-native-echo -p bench
+	$(CARGO) build -p aws-custom-runtime -p rust-native-echo -p bench -p test-extension
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
 	python3 bench/bench.py --smoke --profile debug
 

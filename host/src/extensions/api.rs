@@ -129,22 +129,21 @@ impl Extensions {
 
     /// The long poll: the next event, whenever it comes.
     async fn next(&self, id: ExtensionId) -> Result<Reply, ApiError> {
+        // Watched before the first look, so that an event queued right after it wakes us.
+        let mut changed = self.changed.subscribe();
         let first = self.lock().next(id)?;
         self.bump();
         let event = match first {
             Some(e) => e,
-            None => {
-                let mut changed = self.changed.subscribe();
-                loop {
-                    if changed.changed().await.is_err() {
-                        return Err(ApiError::UnknownIdentifier(id.to_string()));
-                    }
-                    let taken = self.lock().take(id)?;
-                    if let Some(e) = taken {
-                        break e;
-                    }
+            None => loop {
+                if changed.changed().await.is_err() {
+                    return Err(ApiError::UnknownIdentifier(id.to_string()));
                 }
-            }
+                let taken = self.lock().take(id)?;
+                if let Some(e) = taken {
+                    break e;
+                }
+            },
         };
         let body = match &event {
             Event::Invoke {

@@ -275,8 +275,8 @@ impl Registry {
         }
         let mut got = Vec::new();
         for e in &mut self.entries {
-            if e.subs.invoke && matches!(e.state, State::Registered | State::Ready | State::Running)
-            {
+            // One that has not asked for its first event yet (restarting) holds nothing.
+            if e.subs.invoke && matches!(e.state, State::Ready | State::Running) {
                 e.queue.push_back(Event::Invoke {
                     runner,
                     request_id: request_id.clone(),

@@ -5,9 +5,11 @@
 //!   record it receives to `$EXTENSION_LOG/<name>`;
 //! - `crash*`: registers, takes its first event and exits with 1;
 //! - `hang*`: records each event like `events`, then never asks for the next one after an
-//!   INVOKE.
+//!   INVOKE;
+//! - `noop*`: does nothing with its events (the benchmark's extension).
 //!
-//! Every part prints one line per event, so that its output reaches the host's log.
+//! Every part but `noop` prints one line per event, so that its output reaches the host's
+//! log.
 
 use std::io::Write;
 
@@ -63,6 +65,9 @@ async fn main() -> Result<(), Error> {
     let events = service_fn(move |event: LambdaEvent| {
         let name = part.clone();
         async move {
+            if name.starts_with("noop") {
+                return Ok(());
+            }
             let line = describe(&event.next);
             println!("{name} got {}", line["eventType"]);
             record(&name, &line);
