@@ -261,12 +261,33 @@ async fn a_hanging_extension_is_reset_at_the_deadline_and_never_holds_the_next_i
         &layer,
         &[("INVOKER_COUNT", "1"), ("FUNCTION_TTL", "1s")],
     );
-    // The first is answered at once; the extension holds the runner until its deadline.
+    // The first is answered at once; the extension then holds the bootstrap until that
+    // invocation's deadline.
     invoke_all(&host, 1, json!({})).await;
-    // The next one waits for the reset, then is served.
-    invoke_all(&host, 1, json!({})).await;
+    // One queued meanwhile is answered by its own deadline: served once the extension is
+    // reset, or timed out if too little of its time was left.
+    let (status, text) = post(&host, "{}").await;
+    assert!(
+        status == 200 || status == 504,
+        "{status} {text}\n{}",
+        host.logs()
+    );
     host.wait_log("extension reset", Duration::from_secs(30));
     host.wait_log("extension restarted after a reset", Duration::from_secs(30));
+    // After the reset, the function serves again with its full time.
+    let (status, text) = post(&host, "{}").await;
+    assert_eq!(status, 200, "{text}\n{}", host.logs());
+}
+
+async fn post(host: &Host, body: &str) -> (u16, String) {
+    let res = host
+        .client
+        .post(host.url("/"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
 }
 
 /// Raw Extensions API calls, against a host whose runtime is the test (`INVOKER_COUNT=0`),
