@@ -482,6 +482,8 @@ const VARIABLES: &[&str] = &[
     "WASM_MEMORY_LIMIT",
     "WASM_CACHE_DIR",
     "WASM_PERF_MAP",
+    "LAMBDA_EXTENSIONS_DIR",
+    "SHUTDOWN_TIMEOUT",
 ];
 
 #[test]

@@ -368,3 +368,6 @@ fn epoch_ms(d: Duration) -> u64 {
         .map(|t| t.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;
