@@ -290,6 +290,51 @@ async fn post(host: &Host, body: &str) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extension_that_exits_during_init_fails_it_and_is_retried() {
+    use std::os::unix::fs::PermissionsExt;
+    let layer = Layer::new(&[]);
+    // Registers, then exits before its first `next`.
+    let script = layer.dir.path().join("quitter");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncurl -sS -o /dev/null -X POST -H 'Lambda-Extension-Name: quitter' \\\n  \
+         -d '{\"events\":[\"INVOKE\"]}' \"http://$AWS_LAMBDA_RUNTIME_API/2020-01-01/extension/register\"\n\
+         exit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let function = bash_function();
+    let env = layer.env();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(("INVOKER_COUNT", "1"));
+    let host = Host::spawn(function.path(), &all);
+    host.wait_log(
+        "extension registered extension=\"quitter\"",
+        Duration::from_secs(30),
+    );
+    host.wait_log("extension exited", Duration::from_secs(30));
+    // Retried: it registers again after its backoff.
+    let start = Instant::now();
+    while host
+        .logs()
+        .matches("extension registered extension=\"quitter\"")
+        .count()
+        < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not retried:\n{}",
+            host.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !host.is_listening(),
+        "init never ended, so the function is not ready"
+    );
+}
+
 /// Raw Extensions API calls, against a host whose runtime is the test (`INVOKER_COUNT=0`),
 /// so that the test decides when init ends.
 mod misuse {

@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 
+use super::registry::{Registry, State};
 use super::telemetry::{self, Kind};
 use super::{Extensions, name_of};
 use crate::config::Config;
@@ -24,8 +25,6 @@ use crate::invoker::{next_backoff, orphans};
 
 /// How long a reset extension gets to take its SHUTDOWN and exit before it is killed.
 pub const RESET_GRACE: Duration = Duration::from_millis(500);
-/// How often a starting extension is checked for the end of its init.
-const INIT_CHECK: Duration = Duration::from_millis(20);
 
 /// Makes the host the reaper of what the extensions detach (as for bootstraps).
 pub fn adopt() {
@@ -68,7 +67,7 @@ pub async fn supervise(ext: Arc<Extensions>, path: PathBuf, api: SocketAddr, con
         ext.running.fetch_add(1, Ordering::Relaxed);
         tracing::info!(extension = name, pid, "extension started");
         let started = Instant::now();
-        let ended = watch(&ext, &name, &mut child, started).await;
+        let ended = watch(&ext, &name, &mut child).await;
         // Whatever it started in its session goes with it.
         signal_group(pid, Signal::SIGKILL);
         let _ = child.wait().await;
@@ -114,7 +113,7 @@ pub async fn supervise(ext: Arc<Extensions>, path: PathBuf, api: SocketAddr, con
 
 /// Waits for the extension's end: its exit, an init error, an init past the timeout, a
 /// reset, or the host's stop (then it gets until the shutdown deadline to exit).
-async fn watch(ext: &Extensions, name: &str, child: &mut Child, started: Instant) -> Ended {
+async fn watch(ext: &Extensions, name: &str, child: &mut Child) -> Ended {
     let reset = ext
         .resets
         .iter()
@@ -127,22 +126,19 @@ async fn watch(ext: &Extensions, name: &str, child: &mut Child, started: Instant
         }
     };
     let failed = async {
-        loop {
-            tokio::time::sleep(INIT_CHECK).await;
-            let r = ext.lock();
-            match r.state_of(name) {
-                Some(super::registry::State::InitError) => {
-                    return "reported an init error".to_owned();
-                }
-                Some(super::registry::State::ExitError) => {
-                    return "reported an exit error".to_owned();
-                }
-                Some(super::registry::State::Ready | super::registry::State::Running) => {}
-                _ if started.elapsed() > ext.init_timeout => {
-                    return format!("did not finish its init within {:?}", ext.init_timeout);
-                }
-                _ => {}
-            }
+        let state = |r: &Registry| r.state_of(name);
+        let past_init = ext.wait(|r| !matches!(state(r), None | Some(State::Registered)));
+        if tokio::time::timeout(ext.init_timeout, past_init)
+            .await
+            .is_err()
+        {
+            return format!("did not finish its init within {:?}", ext.init_timeout);
+        }
+        ext.wait(|r| matches!(state(r), Some(State::InitError | State::ExitError)))
+            .await;
+        match state(&ext.lock()) {
+            Some(State::InitError) => "reported an init error".to_owned(),
+            _ => "reported an exit error".to_owned(),
         }
     };
     tokio::select! {
