@@ -141,9 +141,10 @@ struct Entry {
     current: Option<Event>,
 }
 
-/// INVOKEs of one runner's last invocation that extensions have not finished.
+/// The INVOKEs of one invocation that extensions have not finished.
 #[derive(Debug)]
 struct Outstanding {
+    runner: RunnerId,
     deadline: Instant,
     extensions: Vec<ExtensionId>,
 }
@@ -156,7 +157,8 @@ pub struct Registry {
     open: bool,
     /// Files of `LAMBDA_EXTENSIONS_DIR`: such an extension registers again after a restart.
     external: HashSet<String>,
-    outstanding: HashMap<RunnerId, Outstanding>,
+    /// By request id: a runner may hold several invocations at once.
+    outstanding: HashMap<Arc<str>, Outstanding>,
     /// Set once a SHUTDOWN went out: no INVOKE follows it.
     shutting_down: bool,
     /// The last way an extension failed the host's init (init error, or exit during it).
@@ -211,8 +213,8 @@ impl Registry {
         }
         let done = entry.current.take();
         entry.state = State::Ready;
-        if let Some(Event::Invoke { runner, .. }) = done {
-            self.acknowledge(runner, id);
+        if let Some(Event::Invoke { request_id, .. }) = done {
+            self.acknowledge(&request_id, id);
         }
         self.take(id)
     }
@@ -289,8 +291,9 @@ impl Registry {
         let n = got.len();
         if n > 0 {
             self.outstanding.insert(
-                runner,
+                request_id.clone(),
                 Outstanding {
+                    runner,
                     deadline,
                     extensions: got,
                 },
@@ -299,17 +302,22 @@ impl Registry {
         n
     }
 
-    /// Whether `runner` may take its next invocation; else the deadline of the INVOKE it
-    /// waits on and the extensions still holding it.
+    /// Whether `runner` may take its next invocation; else the earliest deadline of the
+    /// INVOKEs it waits on and the extensions still holding them.
     pub fn pending(&self, runner: RunnerId) -> Option<(Instant, Vec<String>)> {
-        let o = self.outstanding.get(&runner)?;
-        let names = o
-            .extensions
-            .iter()
-            .filter_map(|id| self.entries.iter().find(|e| e.id == *id))
-            .map(|e| e.name.clone())
-            .collect();
-        Some((o.deadline, names))
+        let mut deadline: Option<Instant> = None;
+        let mut names: Vec<String> = Vec::new();
+        for o in self.outstanding.values().filter(|o| o.runner == runner) {
+            deadline = Some(deadline.map_or(o.deadline, |d| d.min(o.deadline)));
+            for e in &o.extensions {
+                if let Some(entry) = self.entries.iter().find(|x| x.id == *e)
+                    && !names.contains(&entry.name)
+                {
+                    names.push(entry.name.clone());
+                }
+            }
+        }
+        deadline.map(|d| (d, names))
     }
 
     /// The extension named `name` is gone (its process ended, or it is being reset): what it
@@ -424,20 +432,20 @@ impl Registry {
             .map(|e| e.name.as_str())
     }
 
-    fn acknowledge(&mut self, runner: RunnerId, id: ExtensionId) {
-        if let Some(o) = self.outstanding.get_mut(&runner) {
+    fn acknowledge(&mut self, request_id: &str, id: ExtensionId) {
+        if let Some(o) = self.outstanding.get_mut(request_id) {
             o.extensions.retain(|e| *e != id);
             if o.extensions.is_empty() {
-                self.outstanding.remove(&runner);
+                self.outstanding.remove(request_id);
             }
         }
     }
 
     fn forget_acks(&mut self, id: ExtensionId) {
-        let runners: Vec<RunnerId> = self.outstanding.keys().copied().collect();
-        for runner in runners {
-            self.acknowledge(runner, id);
+        for o in self.outstanding.values_mut() {
+            o.extensions.retain(|e| *e != id);
         }
+        self.outstanding.retain(|_, o| !o.extensions.is_empty());
     }
 
     fn entry_mut(&mut self, id: ExtensionId) -> Result<&mut Entry, ApiError> {

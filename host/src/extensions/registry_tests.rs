@@ -61,6 +61,20 @@ fn invokes_of_several_runners_queue_and_each_is_delivered_once() {
 }
 
 #[test]
+fn a_runner_holding_two_invocations_waits_for_both_invokes() {
+    let mut r = Registry::new([]);
+    let ext = r.register("ext", both()).unwrap();
+    r.next(ext).unwrap();
+    invoke(&mut r, 0, "a");
+    invoke(&mut r, 0, "b");
+    r.take(ext).unwrap();
+    r.next(ext).unwrap();
+    assert!(r.pending(0).is_some(), "b is not finished yet");
+    r.next(ext).unwrap();
+    assert!(r.pending(0).is_none());
+}
+
+#[test]
 fn an_extension_that_subscribed_only_to_shutdown_holds_nothing() {
     let mut r = Registry::new([]);
     let ext = r
