@@ -5,15 +5,18 @@
 //! INVOKE, as in one Lambda execution environment with concurrency; that is what lets an
 //! extension listen on a fixed port with `INVOKER_COUNT` > 1.
 //!
-//! [`registry`] is the state machine, [`api`] the HTTP handlers, [`telemetry`] the
-//! subscriptions and their delivery, [`process`] the supervision of the executables. This
+//! [`registry`] is the state machine (its vocabulary in [`types`]), [`api`] the HTTP
+//! handlers, [`subscription`] the Telemetry API's requests, [`telemetry`] the records and
+//! their delivery, [`process`] the supervision of the executables. This
 //! module joins them to the host's lifecycle; it must not decide anything about
 //! invocations beyond holding a runner until the extensions finished the last one.
 
 pub mod api;
 pub mod process;
 pub mod registry;
+pub mod subscription;
 pub mod telemetry;
+pub mod types;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,4 +1,7 @@
+use std::net::Ipv4Addr;
+
 use super::*;
+use crate::extensions::subscription::SCHEMAS;
 
 fn sub(body: &str) -> Result<Subscription, String> {
     Subscription::parse(body.as_bytes())
