@@ -10,6 +10,11 @@
 # buildah):
 #
 #   docker buildx build --build-context build=target/x86_64-unknown-linux-musl/release .
+#
+# Lambda extensions: a layer folder holding extensions/ (as a layer's zip does) given as the
+# build context `layer` ends up in /opt/extensions, where the host finds them:
+#
+#   docker buildx build --build-context layer=path/to/layer .
 
 ARG RUST_IMAGE=docker.io/library/rust:1.95-alpine
 
@@ -21,8 +26,13 @@ COPY . .
 RUN cargo build --release --locked -p aws-custom-runtime \
  && strip -o /aws-custom-runtime target/release/aws-custom-runtime
 
+# The default layer: no extensions (WORKDIR makes the empty folder).
+FROM scratch AS layer
+WORKDIR /extensions
+
 FROM scratch
 COPY --from=build /aws-custom-runtime /opt/aws-custom-runtime
+COPY --from=layer /extensions /opt/extensions
 # The task root is where a function image copies the function (bootstrap or bootstrap.wasm).
 # The precompiled-module cache is off: a container's file system dies with the container, so
 # every new pod compiles bootstrap.wasm once anyway (see README, Deploy on Knative).

@@ -120,7 +120,7 @@ test-deploy: $(DEPLOY_VENV)/installed
 ## after the build. BENCH_ARGS="--rounds 1 --duration 5" for a quicker look.
 BENCH_ARGS ?=
 bench:
-	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench -p stream-function
+	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench -p stream-function -p test-extension
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
 	$(MAKE) components
 	python3 bench/bench.py $(BENCH_ARGS)
@@ -128,7 +128,7 @@ bench:
 ## CI: a 2-second run of every scenario at c=1 and c=64 on dev builds (checks the harness,
 ## not the numbers); fails on any error or missing scenario
 bench-smoke:
-	$(CARGO) build -p aws-custom-runtime -p rust-native-echo -p bench -p stream-function
+	$(CARGO) build -p aws-custom-runtime -p rust-native-echo -p bench -p stream-function -p test-extension
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
 	$(MAKE) components
 	python3 bench/bench.py --smoke --profile debug

@@ -30,8 +30,11 @@ BIG_BODY_BYTES = 1_000_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-SCENARIOS = ["reference", "native", "wasm-loop", "wasm-invocation", "wasm-stdio", "http-rust",
-             "http-python"]
+# native-extension: the native scenario with one no-op Lambda extension subscribed to INVOKE
+# (the test extension of tests/functions/extension, file name `noop`), so that the cost of
+# its round trips per invocation shows next to `native`.
+SCENARIOS = ["reference", "native", "native-extension", "wasm-loop", "wasm-invocation",
+             "wasm-stdio", "http-rust", "http-python"]
 # wasi:http components (make functions builds them): Rust and Python echoes of the request.
 COMPONENTS = {"http-rust": "rust-http.wasm", "http-python": "python-http.wasm"}
 
@@ -204,7 +207,8 @@ class Setup:
         self.host = bins / "aws-custom-runtime"
         self.echo = bins / "bench-echo"
         components = target / "components"
-        needed = ([self.host, self.echo, bins / "bootstrap", wasm / "wasm-echo.wasm",
+        extension = bins / "test-extension"
+        needed = ([self.host, self.echo, bins / "bootstrap", extension, wasm / "wasm-echo.wasm",
                    wasm / "wasm-stdio.wasm", bins / "stream-function"]
                   + [components / c for c in COMPONENTS.values()])
         missing = [str(p) for p in needed if not p.exists()]
@@ -225,11 +229,15 @@ class Setup:
             d.mkdir()
             shutil.copy2(src, d / dest)
             self.fn[name] = d
+        self.extensions = self.work / "extensions"
+        self.extensions.mkdir()
+        shutil.copy2(extension, self.extensions / "noop")
         self.cache = self.work / "wasm-cache"
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("RUST_LOG", "RUST_BACKTRACE", "LOG_LEVEL", "WASM_",
                                      "INVOKER_COUNT", "LAMBDA_TASK_ROOT", "QUEUE_SIZE"))}
-        self.base_env = dict(base, METRICS_PROMETHEUS_PORT="off", RUST_LIB_BACKTRACE="0")
+        self.base_env = dict(base, METRICS_PROMETHEUS_PORT="off", RUST_LIB_BACKTRACE="0",
+                             LAMBDA_EXTENSIONS_DIR="off")
 
     def start(self, scenario, cache_dir=None):
         env = dict(self.base_env, INVOKER_COUNT="4", WASM_CACHE_DIR=str(cache_dir or self.cache))
@@ -237,6 +245,9 @@ class Setup:
             return Server(scenario, [str(self.echo)], self.base_env, self.logs)
         if scenario == "native":
             env["LAMBDA_TASK_ROOT"] = str(self.fn["native"])
+        elif scenario == "native-extension":
+            env["LAMBDA_TASK_ROOT"] = str(self.fn["native"])
+            env["LAMBDA_EXTENSIONS_DIR"] = str(self.extensions)
         elif scenario in ("wasm-loop", "wasm-invocation"):
             env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-echo"])
             env["WASM_ISOLATION"] = scenario.removeprefix("wasm-")

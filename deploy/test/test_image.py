@@ -147,8 +147,8 @@ def test_runtime_image_is_the_static_binary_alone_run_as_non_root(buildah, runti
     assert config["User"] == "65532:65532"
     env = dict(e.split("=", 1) for e in config["Env"])
     assert env["LAMBDA_TASK_ROOT"] == "/var/task" and env["WASM_CACHE_DIR"] == "off"
-    assert sorted(buildah.files(runtime_image)) == ["opt", "opt/aws-custom-runtime", "var",
-                                                    "var/task"]
+    assert sorted(buildah.files(runtime_image)) == ["opt", "opt/aws-custom-runtime",
+                                                    "opt/extensions", "var", "var/task"]
 
 
 def test_function_image_is_the_runtime_and_the_function_folder(buildah, function):
@@ -157,12 +157,32 @@ def test_function_image_is_the_runtime_and_the_function_folder(buildah, function
     assert config["User"] == "65532:65532"
     assert config["WorkingDir"] == "/var/task"
     files = buildah.files(function["image"])
-    expected = {"opt/aws-custom-runtime", "var/task", *(f"var/task/{f}" for f in function["files"])}
+    expected = {"opt/aws-custom-runtime", "opt/extensions", "var/task",
+                *(f"var/task/{f}" for f in function["files"])}
     assert set(files) - {"opt", "var"} == expected
     assert all(files[f].st_mode & 0o004 for f in expected), "a file user 65532 cannot read"
     # User 65532 can write nowhere, so the runtime works on a read-only root file system
     # (the Knative Services set readOnlyRootFilesystem) as it did in the test below.
     assert all(st.st_uid == 0 and not st.st_mode & 0o022 for st in files.values())
+
+
+def test_a_layer_folder_s_extensions_land_in_opt_extensions(buildah, runtime_image,
+                                                           tmp_path_factory):
+    function = tmp_path_factory.mktemp("layered-function")
+    (function / "bootstrap.wasm").write_bytes(b"\0asm\1\0\0\0")
+    layer = tmp_path_factory.mktemp("layer")
+    (layer / "extensions").mkdir()
+    extension = layer / "extensions" / "my-extension"
+    extension.write_text("#!/bin/sh\nexit 0\n")
+    extension.chmod(0o755)
+    image = "localhost/layered:test"
+    buildah("build", "--isolation", "chroot", "--pull-never",
+            "-f", str(ROOT / "deploy" / "Dockerfile.function"),
+            "--build-context", f"layer={layer}",
+            "--build-arg", f"RUNTIME_IMAGE={runtime_image}", "-t", image, str(function))
+    files = buildah.files(image)
+    assert "opt/extensions/my-extension" in files
+    assert files["opt/extensions/my-extension"].st_mode & 0o111, "still executable"
 
 
 def free_port():

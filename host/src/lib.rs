@@ -16,6 +16,7 @@
 pub mod config;
 pub mod context;
 pub mod dispatch;
+pub mod extensions;
 pub mod invoker;
 pub mod lambda_error;
 pub mod logging;
@@ -162,6 +163,7 @@ pub async fn run(
     let mut supervisors = JoinSet::new();
     // `wasi:http` components take the request itself.
     let mut request_head = false;
+    let extensions = extensions::Extensions::new(&config, metrics.clone());
     match &config.kind {
         FunctionKind::Native { bootstrap } => {
             let api = Arc::new(RuntimeApi {
@@ -171,7 +173,13 @@ pub async fn run(
                 body_limit: config.body_limit,
                 streaming_limit: config.streaming_limit as u64,
                 read_timeout: config.function_ttl,
+                extensions: Some(extensions.clone()),
             });
+            // Extensions start before the bootstraps, against the first listener (bound,
+            // so their first calls wait in its backlog until it serves).
+            if let Some(first) = api_listeners.first() {
+                extensions.start(first.local_addr()?, &config);
+            }
             // The Runtime API listens before any bootstrap starts.
             for (runner, listener) in api_listeners.into_iter().enumerate() {
                 let addr = listener.local_addr()?;
@@ -180,7 +188,7 @@ pub async fn run(
                 if runner >= config.invoker_count {
                     continue;
                 }
-                supervisors.spawn(invoker::native::supervise(
+                let bootstrap = invoker::native::supervise(
                     runner,
                     addr,
                     bootstrap.clone(),
@@ -188,7 +196,8 @@ pub async fn run(
                     dispatcher.clone(),
                     metrics.clone(),
                     runner_stop.clone(),
-                ));
+                );
+                supervisors.spawn(extensions.clone().after_registration(bootstrap));
             }
         }
         FunctionKind::Wasm(settings) if invoker::wasm::http::is_component(&settings.module) => {
@@ -225,15 +234,21 @@ pub async fn run(
         }
     }
 
-    // The public port opens only once a runner polls, so a readiness probe tells the truth.
+    // The public port opens only once a runner polls, and every extension, so a readiness
+    // probe tells the truth.
     tokio::pin!(shutdown);
     let mut ready = dispatcher.ready();
+    let all_ready = async {
+        let _ = ready.wait_for(|r| *r).await;
+        extensions.ready().await;
+    };
     tokio::select! {
-        _ = ready.wait_for(|r| *r) => {}
+        _ = all_ready => {}
         _ = &mut shutdown => {
             tracing::info!("stopped before any runner was ready");
             runner_stop.cancel();
-            while supervisors.join_next().await.is_some() {}
+            let stopping = extensions.shutdown();
+            tokio::join!(stopping, async { while supervisors.join_next().await.is_some() {} });
             api_stop.cancel();
             return Ok(());
         }
@@ -269,8 +284,13 @@ pub async fn run(
     );
     public_stop.cancel();
     let _ = server.await;
+    // The runtime gets SIGTERM and the extensions SHUTDOWN at once; both within
+    // SHUTDOWN_TIMEOUT.
     runner_stop.cancel();
-    while supervisors.join_next().await.is_some() {}
+    let stopping = extensions.shutdown();
+    tokio::join!(stopping, async {
+        while supervisors.join_next().await.is_some() {}
+    });
     api_stop.cancel();
     tracing::info!("stopped");
     Ok(())

@@ -63,6 +63,10 @@ pub struct Metrics {
     /// Response streams cut before their end (past their limit or deadline, broken).
     pub streams_cut: AtomicU64,
     pub outbound_denied: AtomicU64,
+    /// Lambda extensions started again after they exited, failed or were reset.
+    pub extension_restarts: AtomicU64,
+    /// Telemetry API records a subscriber never got.
+    pub telemetry_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -87,6 +91,8 @@ impl Metrics {
             envs: Default::default(),
             streams_cut: AtomicU64::new(0),
             outbound_denied: AtomicU64::new(0),
+            extension_restarts: AtomicU64::new(0),
+            telemetry_dropped: AtomicU64::new(0),
         }
     }
 
@@ -266,6 +272,18 @@ impl Metrics {
                 "counter",
                 "Log lines dropped because stderr was not being read",
                 crate::logging::dropped_lines(),
+            ),
+            (
+                "aws_custom_runtime_extension_restarts_total",
+                "counter",
+                "Lambda extensions started again after they exited, failed or were reset",
+                self.extension_restarts.load(Ordering::Relaxed),
+            ),
+            (
+                "aws_custom_runtime_telemetry_dropped_total",
+                "counter",
+                "Telemetry API records dropped (a subscriber's buffer full or its destination down)",
+                self.telemetry_dropped.load(Ordering::Relaxed),
             ),
         ];
         for (name, kind, help, v) in gauges {

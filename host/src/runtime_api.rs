@@ -32,6 +32,8 @@ pub struct RuntimeApi {
     /// How long a runtime may take to upload a response or error body (the function's
     /// timeout: past it the invocation has ended anyway).
     pub read_timeout: Duration,
+    /// The Extensions and Telemetry APIs, served on the same listeners (native functions).
+    pub extensions: Option<Arc<crate::extensions::Extensions>>,
 }
 
 /// Most bytes of runtime-supplied text (an init error's message) that reach the log.
@@ -114,10 +116,21 @@ impl RuntimeApi {
         B: Body + Unpin,
         B::Error: std::fmt::Display,
     {
+        if let Some(ext) = &self.extensions
+            && crate::extensions::api::route(req.uri().path()).is_some()
+        {
+            return ext.handle(req).await;
+        }
         let (parts, body) = req.into_parts();
         match route(&parts.method, parts.uri.path()) {
             Ok(Route::Next) => {
+                if let Some(ext) = &self.extensions {
+                    ext.before_next(runner).await;
+                }
                 let (inv, nonce) = self.dispatcher.deliver(runner).await;
+                if let Some(ext) = &self.extensions {
+                    ext.invoke(runner, &inv);
+                }
                 let mut headers = crate::context::next_headers(&inv, &self.function_arn);
                 if let Ok(v) = HeaderValue::from_str(&nonce) {
                     headers.insert(INVOCATION_ID, v);
@@ -222,6 +235,7 @@ impl RuntimeApi {
     /// Ends `id` if `runner` holds it (in the delivery `nonce` when the runtime echoed
     /// one): an answer from another bootstrap, or to a delivery that has ended, is refused.
     fn complete(&self, runner: RunnerId, id: &str, nonce: Option<&str>, outcome: Outcome) -> Reply {
+        let summary = crate::extensions::Summary::of(&outcome);
         let done = match nonce {
             Some(n) => self
                 .dispatcher
@@ -233,7 +247,12 @@ impl RuntimeApi {
             },
         };
         match done {
-            Ok(()) => accepted(),
+            Ok(()) => {
+                if let Some(ext) = &self.extensions {
+                    ext.runtime_done(id, summary);
+                }
+                accepted()
+            }
             Err(e) => e.into_reply(),
         }
     }

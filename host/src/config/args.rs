@@ -143,6 +143,23 @@ pub struct Args {
     #[arg(long, env = "RUST_LOG", value_name = "RUST_LOG")]
     pub rust_log: Option<String>,
 
+    /// Folder of Lambda extensions (native functions): every executable file in it is
+    /// started before the bootstraps and served the Extensions and Telemetry APIs; at most
+    /// 10. `off`: none.
+    #[arg(
+        long,
+        env = "LAMBDA_EXTENSIONS_DIR",
+        value_name = "LAMBDA_EXTENSIONS_DIR",
+        default_value = "/opt/extensions"
+    )]
+    pub extensions_dir: String,
+
+    /// How long the runtime and the extensions get to stop once the invocations in flight
+    /// have finished (SIGTERM, SHUTDOWN), before SIGKILL (Go duration; Lambda gives 2s).
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT",
+          default_value = "2s", value_parser = parse::parse_go_duration)]
+    pub shutdown_timeout: Duration,
+
     #[command(flatten)]
     pub function: FunctionArgs,
 

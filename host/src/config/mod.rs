@@ -84,6 +84,10 @@ pub struct Config {
     pub lambda_env: BTreeMap<String, String>,
     /// Tenant isolation (`TENANT_ISOLATION_MODE` and its caps).
     pub tenancy: crate::tenancy::Policy,
+    /// The extensions found in `LAMBDA_EXTENSIONS_DIR` (native functions only).
+    pub extensions: Vec<PathBuf>,
+    /// Time the runtime and extensions get to stop (`SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: Duration,
 }
 
 /// Why start-up refused the configuration.
@@ -127,6 +131,10 @@ impl Config {
         let tenancy = args
             .tenancy
             .policy(args.invoker_count.max(1), args.queue_size as usize)?;
+        let extensions = match kind {
+            FunctionKind::Native { .. } => crate::extensions::discover(&args.extensions_dir)?,
+            FunctionKind::Wasm(_) => Vec::new(),
+        };
         Ok(Config {
             public_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port)),
             internal_api_port: args.internal_api_port.filter(|p| *p != 0),
@@ -152,6 +160,8 @@ impl Config {
             function,
             lambda_env,
             tenancy,
+            extensions,
+            shutdown_timeout: args.shutdown_timeout,
         })
     }
 }

@@ -6,7 +6,7 @@
 mod environment;
 pub mod lines;
 pub mod native;
-mod orphans;
+pub(crate) mod orphans;
 pub mod wasm;
 
 use std::time::Duration;
@@ -164,7 +164,7 @@ impl Ended {
 }
 
 /// The pause after a runner failed again soon after its start: doubling, 100 ms to 10 s.
-fn next_backoff(previous: Duration) -> Duration {
+pub(crate) fn next_backoff(previous: Duration) -> Duration {
     (previous * 2).clamp(Duration::from_millis(100), MAX_BACKOFF)
 }
 

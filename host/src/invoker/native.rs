@@ -26,8 +26,6 @@ use crate::dispatch::{Dispatcher, RunnerId};
 use crate::lambda_error::Diagnostic;
 use crate::metrics::Metrics;
 
-/// How long a bootstrap gets between SIGTERM and SIGKILL when the host stops.
-const STOP_GRACE: Duration = Duration::from_secs(3);
 /// How often a draining bootstrap is checked for the end of the invocation it holds.
 const DRAIN_CHECK: Duration = Duration::from_millis(5);
 
@@ -117,7 +115,17 @@ pub async fn supervise(
         let tenant = dispatcher.tenant_of(runner);
         let tenant = tenant.as_ref().map(|t| t.as_str());
         tracing::info!(bootstrap = runner, pid, tenant, "bootstrap started");
-        let ended = watch(runner, &mut child, &dispatcher, recycle, started, &stop).await;
+        let grace = config.shutdown_timeout;
+        let ended = watch(
+            runner,
+            &mut child,
+            &dispatcher,
+            recycle,
+            started,
+            &stop,
+            grace,
+        )
+        .await;
         // Whatever the bootstrap started in its session dies with it.
         signal_group(pid, Signal::SIGKILL);
         orphans::forget(pid);
@@ -194,6 +202,7 @@ async fn watch(
     recycle: Recycle,
     started: Instant,
     stop: &CancellationToken,
+    grace: Duration,
 ) -> Ended {
     let pid = child.id();
     let reset = dispatcher.reset_signal(runner).notified();
@@ -210,7 +219,7 @@ async fn watch(
         _ = &mut drained => Ended::Recycled,
         _ = dispatcher.switch_signal(runner) => Ended::Switched,
         _ = stop.cancelled() => {
-            terminate(child, pid).await;
+            terminate(child, pid, grace).await;
             return Ended::Stopped;
         }
     };
@@ -262,12 +271,9 @@ fn signal_group(pid: Option<u32>, sig: Signal) {
     }
 }
 
-async fn terminate(child: &mut Child, pid: Option<u32>) {
+async fn terminate(child: &mut Child, pid: Option<u32>, grace: Duration) {
     signal_group(pid, Signal::SIGTERM);
-    if tokio::time::timeout(STOP_GRACE, child.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
         signal_group(pid, Signal::SIGKILL);
         let _ = child.wait().await;
     }
@@ -309,7 +315,7 @@ fn spawn(
 /// Each bootstrap leads its own session (so a reset kills everything in it), and dies
 /// when the host is killed without a chance to stop it.
 #[allow(unsafe_code)]
-fn isolate(cmd: &mut Command) {
+pub(crate) fn isolate(cmd: &mut Command) {
     let host = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls (setsid, prctl, getppid); its errors are errno
@@ -332,8 +338,13 @@ fn isolate(cmd: &mut Command) {
 async fn forward_output(runner: RunnerId, stream: &'static str, mut out: impl AsyncRead + Unpin) {
     let mut buf = vec![0; MAX_LINE];
     let mut lines = Lines::default();
-    let mut emit =
-        |text: &str| tracing::info!(target: "function", bootstrap = runner, stream, "{text}");
+    let mut emit = |text: &str| {
+        tracing::info!(target: "function", bootstrap = runner, stream, "{text}");
+        crate::extensions::telemetry::output_line(
+            crate::extensions::telemetry::Kind::Function,
+            text,
+        );
+    };
     loop {
         match out.read(&mut buf).await {
             Ok(0) | Err(_) => break,

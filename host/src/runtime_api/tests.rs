@@ -84,6 +84,7 @@ mod in_memory {
             body_limit: 1024,
             streaming_limit: 1 << 20,
             read_timeout: Duration::from_secs(5),
+            extensions: None,
         }
     }
 

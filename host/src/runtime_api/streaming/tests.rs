@@ -24,6 +24,7 @@ fn api(limit: u64) -> std::sync::Arc<RuntimeApi> {
         body_limit: 1024,
         streaming_limit: limit,
         read_timeout: Duration::from_secs(5),
+        extensions: None,
     })
 }
 
