@@ -39,7 +39,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, FunctionKind};
 use crate::dispatch::Dispatcher;
-use crate::invoker::wasm::WasmFunction;
 use crate::metrics::Metrics;
 use crate::public::Public;
 use crate::runtime_api::RuntimeApi;
@@ -172,7 +171,7 @@ pub async fn run(
                 dispatcher.clone(),
                 metrics.clone(),
             );
-            let function = tokio::task::spawn_blocking(move || WasmFunction::load(&c, &s, d, m))
+            let function = tokio::task::spawn_blocking(move || invoker::wasm::load(&c, &s, d, m))
                 .await
                 .context("loading the wasm module panicked")??;
             let function = Arc::new(function);

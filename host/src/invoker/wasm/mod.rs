@@ -7,6 +7,7 @@
 
 mod abi;
 pub mod cache;
+pub mod lambda_component;
 mod output;
 
 use std::sync::{Arc, Mutex};
@@ -14,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use wasmtime::{
-    Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig, Store,
-    StoreLimitsBuilder, Trap, UpdateDeadline,
+    Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
+    Store, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use self::abi::{Fresh, Guest, Mode, Shared};
+use self::lambda_component::LambdaComponent;
 use self::output::LogStream;
 use super::{Ended, Evidence, backoff_after, next_backoff, pause};
 use crate::config::{Config, Isolation, WasmSettings};
@@ -39,6 +41,53 @@ pub enum GuestKind {
     Sdk,
     /// A plain WASI command: event on stdin, reply on stdout, one instance per invocation.
     Stdio,
+}
+
+/// A loaded `bootstrap.wasm`, of whichever kind.
+pub enum WasmRunner {
+    /// A core module: a `lambda_v1` SDK guest or a plain WASI command.
+    Module(Arc<WasmFunction>),
+    /// A component exporting the Lambda handler world (guest-sdk/wit).
+    LambdaComponent(Arc<LambdaComponent>),
+}
+
+impl WasmRunner {
+    /// Runs instance slot `runner` until `stop`.
+    pub async fn run(self: Arc<Self>, runner: RunnerId, stop: CancellationToken) {
+        match &*self {
+            WasmRunner::Module(f) => f.clone().run(runner, stop).await,
+            WasmRunner::LambdaComponent(c) => c.clone().run(runner, stop).await,
+        }
+    }
+}
+
+/// Loads `bootstrap.wasm` as a module or as a Lambda component, by what the binary is.
+pub fn load(
+    config: &Config,
+    settings: &WasmSettings,
+    dispatcher: Arc<Dispatcher>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<WasmRunner> {
+    let bytes = std::fs::read(&settings.module)
+        .with_context(|| format!("cannot read {}", settings.module.display()))?;
+    if lambda_component::is_component(&bytes) {
+        // Outgoing requests: denied until an allow-list is configured.
+        let outbound = Arc::new(lambda_component::DenyAll);
+        let c = LambdaComponent::load(config, settings, &bytes, outbound, dispatcher, metrics)?;
+        return Ok(WasmRunner::LambdaComponent(Arc::new(c)));
+    }
+    let f = WasmFunction::load(config, settings, dispatcher, metrics)?;
+    Ok(WasmRunner::Module(Arc::new(f)))
+}
+
+/// The environment of every guest: the Lambda environment, without the host's search paths.
+fn guest_env(config: &Config) -> Vec<(String, String)> {
+    config
+        .lambda_env
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "LD_LIBRARY_PATH" | "PATH"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A compiled function ready to instantiate.
@@ -79,7 +128,8 @@ impl WasmFunction {
         let engine = engine(slots, settings.memory_limit, settings.perf_map)?;
         let bytes = std::fs::read(&settings.module)
             .with_context(|| format!("cannot read {}", settings.module.display()))?;
-        let (module, source) = cache::load(&engine, &bytes, settings.cache_dir.as_deref())?;
+        let (module, source) =
+            cache::load::<Module>(&engine, &bytes, settings.cache_dir.as_deref())?;
         match &source {
             cache::Source::Cache(p) => tracing::info!(
                 "loaded precompiled module from cache {}; compilation skipped",
@@ -120,12 +170,7 @@ impl WasmFunction {
                 body_limit: config.body_limit,
                 function_ttl: config.function_ttl,
             }),
-            env: config
-                .lambda_env
-                .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "LD_LIBRARY_PATH" | "PATH"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env: guest_env(config),
             task_root: config.task_root.clone(),
             task_root_guest: config.task_root.display().to_string(),
             metrics,
