@@ -1,7 +1,7 @@
 # The two commands of the README's Quick start are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run run-wasm test functions lint test-deploy bench bench-smoke bench-micro
+.PHONY: run run-wasm test functions python-lambda js-lambda lint test-deploy bench bench-smoke bench-micro
 
 ## Serves the bash example function on http://localhost:8080
 run:
@@ -11,11 +11,49 @@ WASM_GUESTS = -p wasm-echo -p wasm-stdio -p wasm-apigateway -p wasm-cloudevents 
 
 RIC_VENV = target/ric-venv
 
+# Lambda components (guest-sdk/wit): Rust guests built for wasm32-wasip2 with the SDK, and the
+# Python and JavaScript examples. The toolchains live under target/ (componentize-py in a venv,
+# jco and componentize-js under an npm prefix).
+WASIP2_GUESTS = -p wasm-echo -p test-guests --bin wasm-echo --bin lambda-echo
+COMPONENT_VENV = target/component-venv
+JCO = target/jco
+LAMBDA_COMPONENTS = target/lambda-components
+LAMBDA_WIT = $(wildcard guest-sdk/wit/*.wit guest-sdk/wit/deps/*.wit)
+
 ## Builds the functions the integration tests start (examples and test functions), and
 ## installs the PyPI runtime client (awslambdaric) that host/tests/python_client.rs runs
-functions: $(RIC_VENV)/installed
+functions: $(RIC_VENV)/installed python-lambda js-lambda
 	$(CARGO) build --workspace --bins
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
+	$(CARGO) build --release --target wasm32-wasip2 $(WASIP2_GUESTS)
+
+## The Python Lambda component example: target/lambda-components/python-lambda.wasm
+python-lambda: $(LAMBDA_COMPONENTS)/python-lambda.wasm
+
+$(LAMBDA_COMPONENTS)/python-lambda.wasm: example/python-lambda/app.py $(LAMBDA_WIT) $(COMPONENT_VENV)/installed
+	mkdir -p $(LAMBDA_COMPONENTS)
+	$(COMPONENT_VENV)/bin/componentize-py -d guest-sdk/wit -w lambda-function componentize \
+		-p example/python-lambda app -o $@
+
+$(COMPONENT_VENV)/installed:
+	python3 -m venv $(COMPONENT_VENV)
+	$(COMPONENT_VENV)/bin/pip install --quiet componentize-py==0.25.0
+	touch $@
+
+## The JavaScript Lambda component example: target/lambda-components/js-lambda.wasm
+js-lambda: $(LAMBDA_COMPONENTS)/js-lambda.wasm
+
+$(LAMBDA_COMPONENTS)/js-lambda.wasm: example/js-lambda/handler.js $(LAMBDA_WIT) $(JCO)/installed
+	mkdir -p $(LAMBDA_COMPONENTS)
+	$(JCO)/node_modules/.bin/jco componentize example/js-lambda/handler.js \
+		--wit guest-sdk/wit --world-name lambda-function -o $@
+
+# jco 1.35.0 fails to read a WIT folder here; 1.34.0 works.
+$(JCO)/installed:
+	mkdir -p $(JCO)
+	npm install --prefix $(JCO) --silent --no-audit --no-fund \
+		@bytecodealliance/jco@1.34.0 @bytecodealliance/componentize-js@0.23.0
+	touch $@
 
 $(RIC_VENV)/installed:
 	python3 -m venv $(RIC_VENV)
@@ -42,6 +80,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 $(WASM_GUESTS) -p lambda-wasi -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 $(WASIP2_GUESTS) -p lambda-wasi -- -D warnings
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --no-deps -p aws-custom-runtime -p lambda-wasi
 
 DEPLOY_VENV = target/deploy-venv

@@ -414,7 +414,13 @@ fn ended_by(e: &wasmtime::Error) -> Ended {
     } else if e.downcast_ref::<DeadlineExceeded>().is_some() {
         Ended::Deadline
     } else if let Some(trap) = e.downcast_ref::<Trap>() {
-        Ended::Trap(format!("wasm trap: {trap}"))
+        // A component's trap may already say so.
+        let text = trap.to_string();
+        Ended::Trap(if text.starts_with("wasm trap") {
+            text
+        } else {
+            format!("wasm trap: {text}")
+        })
     } else {
         Ended::Trap(format!("{e:#}"))
     }
