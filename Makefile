@@ -14,7 +14,7 @@ RIC_VENV = target/ric-venv
 # Lambda components (guest-sdk/wit): Rust guests built for wasm32-wasip2 with the SDK, and the
 # Python and JavaScript examples. The toolchains live under target/ (componentize-py in a venv,
 # jco and componentize-js under an npm prefix).
-WASIP2_GUESTS = -p wasm-echo -p test-guests --bin wasm-echo --bin lambda-echo
+WASIP2_GUESTS = -p wasm-echo -p test-guests --bin wasm-echo --bin lambda-echo --bin init-error-probe
 COMPONENT_VENV = target/component-venv
 JCO = target/jco
 LAMBDA_COMPONENTS = target/lambda-components
@@ -106,6 +106,7 @@ BENCH_ARGS ?=
 bench:
 	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	$(CARGO) build --release --target wasm32-wasip2 -p wasm-echo
 	python3 bench/bench.py $(BENCH_ARGS)
 
 ## CI: a 2-second run of every scenario at c=1 and c=64 on dev builds (checks the harness,
@@ -113,6 +114,7 @@ bench:
 bench-smoke:
 	$(CARGO) build -p aws-custom-runtime -p rust-native-echo -p bench
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
+	$(CARGO) build --release --target wasm32-wasip2 -p wasm-echo
 	python3 bench/bench.py --smoke --profile debug
 
 ## Criterion micro-benchmarks: Dispatcher round trip, WASI fresh-instance / loop / stdio cycles

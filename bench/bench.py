@@ -30,7 +30,10 @@ BIG_BODY_BYTES = 1_000_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-SCENARIOS = ["reference", "native", "wasm-loop", "wasm-invocation", "wasm-stdio"]
+# component-*: the same wasm-echo source built for wasm32-wasip2, a Lambda component
+# (guest-sdk/wit), next to its lambda_v1 build in wasm-loop / wasm-invocation.
+SCENARIOS = ["reference", "native", "wasm-loop", "wasm-invocation", "wasm-stdio",
+             "component-loop", "component-invocation"]
 
 # (target name, scenario, load, metric, comparison, bound); ratios are to the reference.
 TARGETS = [
@@ -196,10 +199,11 @@ class Setup:
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
         bins = target / profile
         wasm = target / "wasm32-wasip1" / "release"
+        wasip2 = target / "wasm32-wasip2" / "release"
         self.host = bins / "aws-custom-runtime"
         self.echo = bins / "bench-echo"
         needed = [self.host, self.echo, bins / "bootstrap", wasm / "wasm-echo.wasm",
-                  wasm / "wasm-stdio.wasm"]
+                  wasm / "wasm-stdio.wasm", wasip2 / "wasm-echo.wasm"]
         missing = [str(p) for p in needed if not p.exists()]
         if missing:
             sys.exit("bench: missing binaries (run `make bench`, which builds them):\n  "
@@ -210,7 +214,8 @@ class Setup:
         self.fn = {}
         for name, src, dest in [("native", bins / "bootstrap", "bootstrap"),
                                 ("wasm-echo", wasm / "wasm-echo.wasm", "bootstrap.wasm"),
-                                ("wasm-stdio", wasm / "wasm-stdio.wasm", "bootstrap.wasm")]:
+                                ("wasm-stdio", wasm / "wasm-stdio.wasm", "bootstrap.wasm"),
+                                ("component-echo", wasip2 / "wasm-echo.wasm", "bootstrap.wasm")]:
             d = self.work / name
             d.mkdir()
             shutil.copy2(src, d / dest)
@@ -230,6 +235,9 @@ class Setup:
         elif scenario in ("wasm-loop", "wasm-invocation"):
             env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-echo"])
             env["WASM_ISOLATION"] = scenario.removeprefix("wasm-")
+        elif scenario in ("component-loop", "component-invocation"):
+            env["LAMBDA_TASK_ROOT"] = str(self.fn["component-echo"])
+            env["WASM_ISOLATION"] = scenario.removeprefix("component-")
         elif scenario == "wasm-stdio":
             env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-stdio"])
             env["WASM_ISOLATION"] = "invocation"

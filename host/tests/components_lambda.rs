@@ -318,3 +318,31 @@ async fn the_javascript_example_serves_echoes_errors_and_context() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_failed_initialisation_fails_the_invocation_as_an_init_error() {
+    // The SDK's init-error probe built for wasm32-wasip2: its `main` (the component's
+    // `wasi:cli/run`) reports an init error, which exits.
+    let probe = target_dir()
+        .parent()
+        .unwrap()
+        .join("wasm32-wasip2/release/init-error-probe.wasm");
+    assert!(
+        probe.exists(),
+        "{} is missing: run `make functions`",
+        probe.display()
+    );
+    for mode in MODES {
+        let (host, _dir) = start(&probe, mode, &[]);
+        for _ in 0..2 {
+            let (status, body) = host.invoke(json!({})).await;
+            assert_eq!(status, 502, "{mode}: {body}");
+            assert_eq!(body["errorType"], "Runtime.InitError", "{mode}");
+            let msg = body["errorMessage"].as_str().unwrap_or_default();
+            assert!(
+                msg.contains("ProbeInitFailure: init-error-probe never starts"),
+                "{mode}: {msg}"
+            );
+        }
+    }
+}
