@@ -5,12 +5,14 @@ An API Gateway event (1.0 `httpMethod`, 2.0 `requestContext.http`) gets a proxy 
 echoes the method, path and body. Any other event is `{"op": ...}`: `echo` answers
 `{"payload": data}`, `context` the invocation's context, `error` a function error, `count` the
 invocations this instance served, `spin` never ends, `grow` allocates until the memory cap
-stops it, `crash` raises (the host sees a trap).
+stops it, `crash` raises (the host sees a trap), `fetch` GETs `http://{authority}/` through
+wasi:http and answers the status or the error code.
 """
 
 import json
 
 from wit_world import exports
+from wit_world.imports import outgoing_handler, wasi_http_types as http
 from componentize_py_types import Err
 from wit_world.imports.lambda_function_types import Context, FunctionError, Response
 
@@ -52,6 +54,8 @@ class Handler(exports.Handler):
             hoard = []
             while True:
                 hoard.append(bytearray(1 << 20))
+        if op == "fetch":
+            return reply(fetch(payload.get("authority", "")))
         if op == "crash":
             raise RuntimeError("the function crashed on purpose")
         raise Err(FunctionError(error_type="UnknownOp", error_message=f"unknown op {op!r}"))
@@ -69,6 +73,23 @@ def describe(context: Context) -> dict:
         "tenant_id": context.tenant_id,
         "content_type": context.content_type,
     }
+
+
+def fetch(authority: str) -> dict:
+    request = http.OutgoingRequest(http.Fields())
+    request.set_scheme(http.Scheme_Http())
+    request.set_authority(authority)
+    request.set_path_with_query("/")
+    try:
+        future = outgoing_handler.handle(request, None)
+    except Err as e:
+        return {"status": None, "error": type(e.value).__name__}
+    future.subscribe().block()
+    outcome = future.get()
+    response = outcome.value if outcome is not None else None
+    if isinstance(response, Err):
+        return {"status": None, "error": type(response.value).__name__}
+    return {"status": response.value.status(), "error": None}
 
 
 def reply(value) -> Response:

@@ -346,3 +346,28 @@ async fn a_failed_initialisation_fails_the_invocation_as_an_init_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn outgoing_http_is_denied_by_default_and_makes_no_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let authority = listener.local_addr().unwrap().to_string();
+    let [_, (_, python)] = functions();
+    for mode in MODES {
+        let (host, _dir) = start(&python, mode, &[]);
+        let (status, body) = host
+            .invoke(json!({"op": "fetch", "authority": authority}))
+            .await;
+        assert_eq!(status, 200, "{mode}: {body}");
+        assert_eq!(
+            body,
+            json!({"status": null, "error": "ErrorCode_HttpRequestDenied"}),
+            "{mode}"
+        );
+        assert!(host.logs().contains("outgoing request denied"), "{mode}");
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a denied request must not connect"
+    );
+}
