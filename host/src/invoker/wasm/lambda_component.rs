@@ -10,32 +10,31 @@
 //! invocation: that is its initialisation. This module must not decide HTTP shapes or
 //! statuses: it only turns a call's end into an `Outcome` or an `Ended`.
 
+mod convert;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandIndices;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use self::convert::{ended_by, outcome, wit_context};
 pub use self::state::{DenyAll, Outbound};
 use self::state::{Hooks, State};
 use super::abi::Shared;
 use super::output::LogStream;
 use super::{DeadlineExceeded, cache, start_ticker};
 use crate::config::{Config, Isolation, WasmSettings};
-use crate::context::Context as LambdaContext;
-use crate::dispatch::{
-    Dispatcher, Invocation, InvocationError, Outcome, ResponseSize, RunnerId, check_response_size,
-};
+use crate::dispatch::{Dispatcher, Invocation, InvocationError, Outcome, RunnerId};
 use crate::invoker::{Ended, Evidence, backoff_after, pause};
-use crate::lambda_error::Diagnostic;
 use crate::metrics::Metrics;
 
 mod bindings {
@@ -52,14 +51,10 @@ mod bindings {
     });
 }
 
-use bindings::exports::lambda::function::handler::{Context as WitContext, FunctionError};
 use bindings::{LambdaFunction, LambdaFunctionIndices};
 
 /// The interface a Lambda component exports, as its binary names it.
 pub const HANDLER_EXPORT: &str = "lambda:function/handler";
-
-/// Longest error type kept from a guest (as for `lambda_v1`).
-const MAX_ERROR_TYPE: usize = 1024;
 
 /// Whether `bytes` is a component (not a core module): the binary's layer field.
 pub fn is_component(bytes: &[u8]) -> bool {
@@ -345,84 +340,6 @@ impl LambdaComponent {
             _ => Ok(UpdateDeadline::Yield(1)),
         });
         Ok(store)
-    }
-}
-
-/// The context record of `inv`, with the defaults every transport shares: built from the
-/// `lambda_v1` context JSON, so a key added there (the tenant id) arrives here too.
-fn wit_context(inv: &Invocation, function_arn: &str) -> WitContext {
-    let json = LambdaContext::of(inv, function_arn).json();
-    serde_json::from_slice(&json).unwrap_or_else(|_| WitContext {
-        request_id: inv.id.to_string(),
-        deadline_ms: inv.deadline_ms,
-        invoked_function_arn: function_arn.to_owned(),
-        trace_id: None,
-        client_context: None,
-        cognito_identity: None,
-        tenant_id: None,
-        content_type: crate::context::DEFAULT_CONTENT_TYPE.to_owned(),
-    })
-}
-
-/// The outcome of a `handle` call that returned.
-fn outcome(
-    result: Result<bindings::exports::lambda::function::handler::Response, FunctionError>,
-    body_limit: usize,
-) -> Outcome {
-    match result {
-        Ok(response) => {
-            let size = ResponseSize::Exactly(response.body.len());
-            match check_response_size(size, body_limit) {
-                Ok(()) => Outcome::Response {
-                    body: Bytes::from(response.body),
-                    content_type: response.content_type.filter(|c| !c.trim().is_empty()),
-                },
-                Err(e) => Outcome::Failed(e),
-            }
-        }
-        Err(err) => Outcome::FunctionError(Diagnostic {
-            error_type: match truncate(err.error_type, MAX_ERROR_TYPE) {
-                t if t.is_empty() => "Unhandled".into(),
-                t => t,
-            },
-            error_message: truncate(err.error_message, body_limit),
-            stack_trace: None,
-        }),
-    }
-}
-
-/// `s` cut to at most `max` bytes, at a character boundary.
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
-}
-
-/// How a call into the component ended when it did not return.
-fn ended_by(e: &wasmtime::Error) -> Ended {
-    if let Some(exit) = e.downcast_ref::<I32Exit>() {
-        if exit.0 == 0 {
-            Ended::Returned
-        } else {
-            Ended::Exit(exit.0)
-        }
-    } else if e.downcast_ref::<DeadlineExceeded>().is_some() {
-        Ended::Deadline
-    } else if let Some(trap) = e.downcast_ref::<Trap>() {
-        // A component's trap may already say so.
-        let text = trap.to_string();
-        Ended::Trap(if text.starts_with("wasm trap") {
-            text
-        } else {
-            format!("wasm trap: {text}")
-        })
-    } else {
-        Ended::Trap(format!("{e:#}"))
     }
 }
 
