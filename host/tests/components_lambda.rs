@@ -1,9 +1,11 @@
 //! Lambda components (guest-sdk/wit, world `lambda:function/lambda-function`) through the
 //! public endpoint of the real binary: a Rust function built with the SDK for
 //! `wasm32-wasip2` (wit-bindgen) and a Python one built with componentize-py, under every
-//! wrapper and in both isolation modes; function errors, the context fields, traps, deadlines
-//! and memory caps. `make functions` builds both (tests/guests `lambda-echo`,
-//! example/python-lambda); they answer the same events alike.
+//! wrapper and in both isolation modes; function errors, the context fields, traps, deadlines,
+//! memory caps, a failed initialisation, the sandbox, outgoing HTTP denied; and the
+//! JavaScript example (jco). `make functions` builds them all (tests/guests `lambda-echo`,
+//! `guest-probe` and `init-error-probe` for wasm32-wasip2, example/python-lambda,
+//! example/js-lambda); `lambda-echo` and the examples answer the same events alike.
 
 mod common;
 
@@ -370,4 +372,63 @@ async fn outgoing_http_is_denied_by_default_and_makes_no_connection() {
         listener.accept().is_err(),
         "a denied request must not connect"
     );
+}
+
+#[tokio::test]
+async fn a_component_has_the_sandbox_of_every_wasi_function() {
+    // The SDK test guest built for wasm32-wasip2: it tries the escapes itself.
+    let probe = target_dir()
+        .parent()
+        .unwrap()
+        .join("wasm32-wasip2/release/guest-probe.wasm");
+    assert!(
+        probe.exists(),
+        "{} is missing: run `make functions`",
+        probe.display()
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    for mode in MODES {
+        let (host, dir) = start(&probe, mode, &[("HOST_SECRET", "s3cr3t")]);
+        let root = dir.path().to_str().unwrap().to_string();
+        std::fs::write(dir.path().join("data.txt"), "function data").unwrap();
+        let (_, own) = host
+            .invoke(json!({"op": "read", "path": format!("{root}/data.txt")}))
+            .await;
+        assert_eq!(own["text"], "function data", "{mode}: {own}");
+        for path in [
+            "/etc/passwd".to_string(),
+            format!("{root}/../../../../etc/passwd"),
+        ] {
+            let (_, r) = host.invoke(json!({"op": "read", "path": path})).await;
+            assert_eq!(r["ok"], false, "{mode}: read {path}: {r}");
+        }
+        let (_, w) = host
+            .invoke(json!({"op": "write", "path": format!("{root}/planted.txt")}))
+            .await;
+        assert_eq!(w["ok"], false, "{mode}: {w}");
+        assert!(!dir.path().join("planted.txt").exists());
+        let (_, e) = host
+            .invoke(json!({"op": "env", "name": "HOST_SECRET"}))
+            .await;
+        assert_eq!(e["value"], Value::Null, "{mode}");
+        let (_, e) = host
+            .invoke(json!({"op": "env", "name": "AWS_LAMBDA_FUNCTION_NAME"}))
+            .await;
+        assert!(
+            e["value"].is_string(),
+            "{mode}: the Lambda environment is there"
+        );
+        let (_, c) = host.invoke(json!({"op": "connect", "addr": addr})).await;
+        assert_eq!(c["ok"], false, "{mode}: {c}");
+        host.invoke(json!({"op": "log", "message": "hello-log"}))
+            .await;
+        host.wait_log("probe stderr: hello-log", Duration::from_secs(5));
+        let logs = host.logs();
+        let line = logs.lines().find(|l| l.contains("probe stdout: hello-log"));
+        assert!(
+            line.is_some_and(|l| l.contains("request_id=")),
+            "{mode}: {logs}"
+        );
+    }
 }
