@@ -14,7 +14,7 @@ RIC_VENV = target/ric-venv
 # Lambda components (guest-sdk/wit): Rust guests built for wasm32-wasip2 with the SDK, and the
 # Python and JavaScript examples. The toolchains live under target/ (componentize-py in a venv,
 # jco and componentize-js under an npm prefix).
-WASIP2_GUESTS = -p wasm-echo -p test-guests --bin wasm-echo --bin lambda-echo --bin init-error-probe --bin guest-probe
+WASIP2_GUESTS = -p wasm-echo -p test-guests --bin wasm-echo --bin lambda-echo --bin init-error-probe --bin guest-probe --bin stdio-probe
 COMPONENT_VENV = target/component-venv
 JCO = target/jco
 LAMBDA_COMPONENTS = target/lambda-components

@@ -432,3 +432,28 @@ async fn a_component_has_the_sandbox_of_every_wasi_function() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_component_without_the_lambda_handler_is_refused_at_start() {
+    // A plain WASI command built for wasm32-wasip2 exports only `wasi:cli/run`.
+    let command = target_dir()
+        .parent()
+        .unwrap()
+        .join("wasm32-wasip2/release/stdio-probe.wasm");
+    assert!(
+        command.exists(),
+        "{} is missing: run `make functions`",
+        command.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&command, dir.path().join("bootstrap.wasm")).unwrap();
+    let (status, out) = common::run_to_exit(&[
+        ("LAMBDA_TASK_ROOT", dir.path().to_str().unwrap()),
+        ("WASM_CACHE_DIR", "off"),
+    ]);
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains("does not export lambda:function/handler"),
+        "the refusal names what is missing: {out}"
+    );
+}
