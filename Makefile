@@ -1,7 +1,7 @@
 # The two commands of the README's Quick start are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run run-wasm test functions components lint test-deploy bench bench-smoke bench-micro
+.PHONY: run run-wasm test functions components python-lambda js-lambda lint test-deploy bench bench-smoke bench-micro
 
 ## Serves the bash example function on http://localhost:8080
 run:
@@ -21,13 +21,51 @@ COMPONENTS = target/components
 COMPONENT_WIT = target/component-wit
 COMPONENT_VENV = target/component-venv
 COMPONENT_JS = target/component-js
+# Lambda components (guest-sdk/wit): Rust guests built for wasm32-wasip2 with the SDK, and the
+# Python and JavaScript examples, built with the same componentize-py and jco as the
+# wasi:http test components.
+WASIP2_GUESTS = -p wasm-echo -p test-guests --bin wasm-echo --bin lambda-echo --bin init-error-probe --bin guest-probe --bin stdio-probe
+JCO = $(COMPONENT_JS)
+LAMBDA_COMPONENTS = target/lambda-components
+LAMBDA_WIT = $(wildcard guest-sdk/wit/*.wit guest-sdk/wit/deps/*.wit)
 
-## Builds the functions the integration tests start (examples, test functions and test
-## components), and installs the runtime clients the client tests run: PyPI awslambdaric
-## (host/tests/python_client.rs) and npm aws-lambda-ric (host/tests/node_client.rs)
-functions: $(RIC_VENV)/installed $(NODE_RIC)/installed components
+## Builds the functions the integration tests start (examples, test functions, wasi:http test
+## components and Lambda components), and installs the runtime clients the client tests run:
+## PyPI awslambdaric (host/tests/python_client.rs) and npm aws-lambda-ric
+## (host/tests/node_client.rs)
+functions: $(RIC_VENV)/installed $(NODE_RIC)/installed components python-lambda js-lambda
 	$(CARGO) build --workspace --bins
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
+	$(CARGO) build --release --target wasm32-wasip2 $(WASIP2_GUESTS)
+
+## The Python Lambda component example: target/lambda-components/python-lambda.wasm
+python-lambda: $(LAMBDA_COMPONENTS)/python-lambda.wasm
+
+$(LAMBDA_COMPONENTS)/python-lambda.wasm: example/python-lambda/app.py $(LAMBDA_WIT) $(COMPONENT_VENV)/installed
+	mkdir -p $(LAMBDA_COMPONENTS)
+	$(COMPONENT_VENV)/bin/componentize-py -d guest-sdk/wit -w lambda-function componentize \
+		-p example/python-lambda app -o $@
+
+$(COMPONENT_VENV)/installed:
+	python3 -m venv $(COMPONENT_VENV)
+	$(COMPONENT_VENV)/bin/pip install --quiet componentize-py==0.25.0
+	touch $@
+
+## The JavaScript Lambda component example: target/lambda-components/js-lambda.wasm
+js-lambda: $(LAMBDA_COMPONENTS)/js-lambda.wasm
+
+$(LAMBDA_COMPONENTS)/js-lambda.wasm: example/js-lambda/handler.js $(LAMBDA_WIT) $(JCO)/installed
+	mkdir -p $(LAMBDA_COMPONENTS)
+	$(JCO)/node_modules/.bin/jco componentize example/js-lambda/handler.js \
+		--wit guest-sdk/wit --world-name lambda-function -o $@
+
+# componentize-py and jco serve the Lambda components and the wasi:http test components.
+# jco 1.35.0 fails to read a WIT folder here; 1.34.0 works.
+$(JCO)/installed:
+	mkdir -p $(JCO)
+	npm install --prefix $(JCO) --silent --no-audit --no-fund \
+		@bytecodealliance/jco@1.34.0 @bytecodealliance/componentize-js@0.23.0
+	touch $@
 
 ## The wasi:http test components in target/components/: Rust (wasm32-wasip2), Python
 ## (componentize-py) and JavaScript (jco), each rebuilt only when its source changes. Their
@@ -41,21 +79,9 @@ $(COMPONENT_WIT)/world.wit: tests/components/wit/world.wit
 	cp "$$(dirname "$$($(CARGO) metadata --format-version 1 | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "wasmtime-wasi-http"))')")"/wit/deps/*.wit $(COMPONENT_WIT)/deps/
 	cp $< $@
 
-$(COMPONENT_VENV)/installed:
-	python3 -m venv $(COMPONENT_VENV)
-	$(COMPONENT_VENV)/bin/pip install --quiet componentize-py==0.25.0
-	touch $@
-
 $(COMPONENTS)/python-http.wasm: tests/components/python-http/app.py $(COMPONENT_WIT)/world.wit $(COMPONENT_VENV)/installed
 	PYTHONDONTWRITEBYTECODE=1 $(COMPONENT_VENV)/bin/componentize-py -d $(COMPONENT_WIT) -w test:components/http componentize \
 		-p tests/components/python-http app -o $@
-
-# jco 1.34.0: 1.35.0 cannot read a WIT folder.
-$(COMPONENT_JS)/installed:
-	mkdir -p $(COMPONENT_JS)
-	cd $(COMPONENT_JS) && echo '{"private": true}' > package.json && \
-		npm install --silent --no-audit --no-fund @bytecodealliance/jco@1.34.0
-	touch $@
 
 $(COMPONENTS)/js-http.wasm: tests/components/js-http/app.js $(COMPONENT_WIT)/world.wit $(COMPONENT_JS)/installed
 	$(COMPONENT_JS)/node_modules/.bin/jco componentize $< --wit $(COMPONENT_WIT) --world-name http -o $@
@@ -96,7 +122,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 $(WASM_GUESTS) -p lambda-wasi -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip2 -p component-http-rust -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 -p component-http-rust $(WASIP2_GUESTS) -p lambda-wasi -- -D warnings
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --no-deps -p aws-custom-runtime -p lambda-wasi
 
 DEPLOY_VENV = target/deploy-venv
@@ -123,6 +149,7 @@ bench:
 	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench -p stream-function -p test-extension
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
 	$(MAKE) components
+	$(CARGO) build --release --target wasm32-wasip2 -p wasm-echo
 	python3 bench/bench.py $(BENCH_ARGS)
 
 ## CI: a 2-second run of every scenario at c=1 and c=64 on dev builds (checks the harness,
@@ -131,6 +158,7 @@ bench-smoke:
 	$(CARGO) build -p aws-custom-runtime -p rust-native-echo -p bench -p stream-function -p test-extension
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
 	$(MAKE) components
+	$(CARGO) build --release --target wasm32-wasip2 -p wasm-echo
 	python3 bench/bench.py --smoke --profile debug
 
 ## Criterion micro-benchmarks: Dispatcher round trip, WASI fresh-instance / loop / stdio cycles

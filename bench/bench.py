@@ -32,9 +32,11 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 # native-extension: the native scenario with one no-op Lambda extension subscribed to INVOKE
 # (the test extension of tests/functions/extension, file name `noop`), so that the cost of
-# its round trips per invocation shows next to `native`.
+# its round trips per invocation shows next to `native`. component-*: the same wasm-echo
+# source built for wasm32-wasip2, a Lambda component (guest-sdk/wit), next to its lambda_v1
+# build in wasm-loop / wasm-invocation.
 SCENARIOS = ["reference", "native", "native-extension", "wasm-loop", "wasm-invocation",
-             "wasm-stdio", "http-rust", "http-python"]
+             "wasm-stdio", "component-loop", "component-invocation", "http-rust", "http-python"]
 # wasi:http components (make functions builds them): Rust and Python echoes of the request.
 COMPONENTS = {"http-rust": "rust-http.wasm", "http-python": "python-http.wasm"}
 
@@ -204,12 +206,13 @@ class Setup:
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
         bins = target / profile
         wasm = target / "wasm32-wasip1" / "release"
+        wasip2 = target / "wasm32-wasip2" / "release"
         self.host = bins / "aws-custom-runtime"
         self.echo = bins / "bench-echo"
         components = target / "components"
         extension = bins / "test-extension"
         needed = ([self.host, self.echo, bins / "bootstrap", extension, wasm / "wasm-echo.wasm",
-                   wasm / "wasm-stdio.wasm", bins / "stream-function"]
+                   wasm / "wasm-stdio.wasm", bins / "stream-function", wasip2 / "wasm-echo.wasm"]
                   + [components / c for c in COMPONENTS.values()])
         missing = [str(p) for p in needed if not p.exists()]
         if missing:
@@ -222,7 +225,8 @@ class Setup:
         for name, src, dest in [("native", bins / "bootstrap", "bootstrap"),
                                 ("stream", bins / "stream-function", "bootstrap"),
                                 ("wasm-echo", wasm / "wasm-echo.wasm", "bootstrap.wasm"),
-                                ("wasm-stdio", wasm / "wasm-stdio.wasm", "bootstrap.wasm")] + [
+                                ("wasm-stdio", wasm / "wasm-stdio.wasm", "bootstrap.wasm"),
+                                ("component-echo", wasip2 / "wasm-echo.wasm", "bootstrap.wasm")] + [
                                     (name, components / c, "bootstrap.wasm")
                                     for name, c in COMPONENTS.items()]:
             d = self.work / name
@@ -254,6 +258,9 @@ class Setup:
         elif scenario == "stream":
             env["LAMBDA_TASK_ROOT"] = str(self.fn["stream"])
             env["INVOKER_COUNT"] = "1"
+        elif scenario in ("component-loop", "component-invocation"):
+            env["LAMBDA_TASK_ROOT"] = str(self.fn["component-echo"])
+            env["WASM_ISOLATION"] = scenario.removeprefix("component-")
         elif scenario == "wasm-stdio":
             env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-stdio"])
             env["WASM_ISOLATION"] = "invocation"

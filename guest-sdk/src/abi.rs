@@ -31,10 +31,10 @@ pub(crate) trait StreamHost: Host {
 }
 
 /// The real host: the imports of the `aws-custom-runtime` wasm host.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
 pub(crate) struct WasmHost;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
 mod imports {
     // The module name carries the ABI version: a host that does not speak `lambda_v1` refuses
     // the module at link time instead of misreading its calls.
@@ -71,12 +71,12 @@ mod imports {
 
 /// A slice length as the ABI's `i32`. It cannot saturate on wasm32: a slice holds at most
 /// `isize::MAX` bytes, which is `i32::MAX` there.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
 fn abi_len(len: usize) -> i32 {
     i32::try_from(len).unwrap_or(i32::MAX)
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
 impl Host for WasmHost {
     fn next(&mut self) -> i32 {
         imports::next()
@@ -143,7 +143,7 @@ impl StreamHost for WasmHost {
 }
 
 /// `init_error(type, message)`: tells the host the function could not start.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
 pub(crate) fn init_error(error_type: &str, error_message: &str) -> i32 {
     // SAFETY: as for `WasmHost::respond`, for both strings.
     unsafe {

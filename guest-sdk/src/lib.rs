@@ -21,14 +21,19 @@
 //! }
 //! ```
 //!
-//! The SDK talks to the host through the `lambda_v1` imports described in `ABI.md`; on other
-//! targets it still compiles, but [`run`] returns an error at once.
+//! Built for `wasm32-wasip1`, the SDK talks to the host through the `lambda_v1` imports
+//! described in `ABI.md`. Built for `wasm32-wasip2`, the function is a component of the
+//! `lambda:function` world (`wit/`): `main` runs once per instance and [`run`] registers the
+//! handler, which the host then calls once per invocation. On other targets it still
+//! compiles, but [`run`] returns an error at once.
 
-// Elsewhere than wasm32 only the tests drive the invocation loop; the wasm32 build (clippy with
-// `--target wasm32-wasip1`) still reports real dead code.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+// Elsewhere than wasm32-wasip1 only the tests drive the invocation loop; the wasip1 build
+// (clippy with `--target wasm32-wasip1`) still reports real dead code.
+#![cfg_attr(any(not(target_arch = "wasm32"), target_env = "p2"), allow(dead_code))]
 
 mod abi;
+#[cfg(all(target_arch = "wasm32", target_env = "p2"))]
+mod component;
 mod context;
 mod deserializer;
 mod diagnostic;
@@ -62,18 +67,26 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Host calls block, so the future is ready whenever the handler's future is: await it under
 /// any executor, such as tokio's `current_thread` runtime or [`block_on`].
 ///
+/// Built for `wasm32-wasip2`, `run` keeps the handler and returns at once; the host then calls
+/// it once per invocation, each call driven by [`block_on`] (not by the executor `main` used).
+///
 /// # Errors
 ///
 /// Outside aws-custom-runtime's wasm host (any target but wasm32), at once. Also when the
 /// handler, as a [`Service`], fails to become ready.
 pub async fn run<A, F, R>(handler: F) -> Result<(), Error>
 where
-    F: Service<LambdaEvent<A>, Response = R>,
+    F: Service<LambdaEvent<A>, Response = R> + 'static,
     F::Error: Into<Diagnostic> + Debug,
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
 {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_env = "p2"))]
+    {
+        component::register(handler, std::sync::Arc::new(Config::from_env()));
+        Ok(())
+    }
+    #[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
     {
         let config = std::sync::Arc::new(Config::from_env());
         runtime::run_on(&mut abi::WasmHost, handler, config).await
@@ -106,10 +119,10 @@ const NOT_IN_HOST: &str = "lambda_wasi only runs inside aws-custom-runtime's was
 /// As [`run`].
 pub fn run_sync<A, F, R, E>(mut handler: F) -> Result<(), Error>
 where
-    F: FnMut(LambdaEvent<A>) -> Result<R, E>,
+    F: FnMut(LambdaEvent<A>) -> Result<R, E> + 'static,
     E: Into<Diagnostic> + Debug,
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
 {
     block_on(run(service_fn(move |event| {
         std::future::ready(handler(event))
@@ -119,9 +132,20 @@ where
 /// Reports that the function could not initialise (say, its configuration is invalid). Call it
 /// before [`run`], then return from `main` without calling `run`: the host fails the pending
 /// invocation with this error, as AWS does after a runtime posts to `/init/error`.
+///
+/// Built for `wasm32-wasip2`, it writes the error to stderr and exits with status 1 (it does
+/// not return): the host fails the invocation as an initialisation error with that text.
 pub fn report_init_error(error: impl Into<Diagnostic>) {
     let diagnostic = error.into();
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", target_env = "p2"))]
+    {
+        eprintln!(
+            "init error: {}: {}",
+            diagnostic.error_type, diagnostic.error_message
+        );
+        std::process::exit(1);
+    }
+    #[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
     abi::init_error(&diagnostic.error_type, &diagnostic.error_message);
     #[cfg(not(target_arch = "wasm32"))]
     eprintln!(

@@ -43,7 +43,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, FunctionKind};
 use crate::dispatch::Dispatcher;
-use crate::invoker::wasm::WasmFunction;
 use crate::metrics::Metrics;
 use crate::public::Public;
 use crate::runtime_api::RuntimeApi;
@@ -200,7 +199,11 @@ pub async fn run(
                 supervisors.spawn(extensions.clone().after_registration(bootstrap));
             }
         }
-        FunctionKind::Wasm(settings) if invoker::wasm::http::is_component(&settings.module) => {
+        FunctionKind::Wasm(settings)
+            if invoker::wasm::http::is_component(&settings.module)
+                && std::fs::read(&settings.module)
+                    .is_ok_and(|b| invoker::wasm::exports_http_handler(&b)) =>
+        {
             let (c, s, d, m) = (
                 config.clone(),
                 settings.clone(),
@@ -224,7 +227,7 @@ pub async fn run(
                 dispatcher.clone(),
                 metrics.clone(),
             );
-            let function = tokio::task::spawn_blocking(move || WasmFunction::load(&c, &s, d, m))
+            let function = tokio::task::spawn_blocking(move || invoker::wasm::load(&c, &s, d, m))
                 .await
                 .context("loading the wasm module panicked")??;
             let function = Arc::new(function);

@@ -1,6 +1,7 @@
 //! One scenario table run against every kind of function the host runs: a native bootstrap on
 //! `lambda_runtime` (`probe-function`), an SDK guest in `loop` and in `invocation` isolation
-//! (`guest-probe`), and a plain WASI command (`stdio-probe`). Every probe understands the same
+//! (`guest-probe`), a plain WASI command (`stdio-probe`), and a Lambda component in both
+//! isolation modes (`guest-probe` built for `wasm32-wasip2`). Every probe understands the same
 //! events (`{"op": "echo" | "error" | "sleep" | "crash" | "big" | "context"}`) and answers them
 //! alike, so each row states one expected answer for all kinds. Where a kind answers otherwise
 //! by design, `DIVERGENCES` says so and why; any other difference fails the test with a table of
@@ -34,13 +35,17 @@ enum Kind {
     WasiLoop,
     WasiInvocation,
     WasiCommand,
+    ComponentLoop,
+    ComponentInvocation,
 }
 
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 6] = [
     Kind::Native,
     Kind::WasiLoop,
     Kind::WasiInvocation,
     Kind::WasiCommand,
+    Kind::ComponentLoop,
+    Kind::ComponentInvocation,
 ];
 
 impl Kind {
@@ -50,6 +55,8 @@ impl Kind {
             Kind::WasiLoop => "wasi-loop",
             Kind::WasiInvocation => "wasi-invocation",
             Kind::WasiCommand => "wasi-command",
+            Kind::ComponentLoop => "component-loop",
+            Kind::ComponentInvocation => "component-invocation",
         }
     }
 
@@ -67,15 +74,29 @@ impl Kind {
             ),
             // A command gets a fresh instance per invocation whatever the isolation says.
             Kind::WasiCommand => (wasm_function("stdio-probe"), vec![]),
+            Kind::ComponentLoop => (
+                built_for("wasm32-wasip2", "guest-probe"),
+                vec![("WASM_ISOLATION", "loop")],
+            ),
+            Kind::ComponentInvocation => (
+                built_for("wasm32-wasip2", "guest-probe"),
+                vec![("WASM_ISOLATION", "invocation")],
+            ),
         }
     }
 }
 
 fn wasm_function(name: &str) -> tempfile::TempDir {
+    built_for("wasm32-wasip1", name)
+}
+
+/// A function folder holding the guest `name` built for `target` as bootstrap.wasm.
+fn built_for(target: &str, name: &str) -> tempfile::TempDir {
     let module: PathBuf = target_dir()
         .parent()
         .expect("target dir has a parent")
-        .join("wasm32-wasip1/release")
+        .join(target)
+        .join("release")
         .join(format!("{name}.wasm"));
     assert!(
         module.exists(),
@@ -276,6 +297,18 @@ fn message_says(body: &Value, needle: &str) -> Result<(), String> {
     }
 }
 
+/// How `kind`'s body for `row` is checked: the row's check, unless the kind says otherwise by
+/// design.
+fn body_check(kind: Kind, row: &Row) -> fn(&Value, (u64, u64)) -> Result<(), String> {
+    match (kind, row.name) {
+        // WASI 0.2's `exit` carries only success or failure: a component's exit(3) is status 1.
+        (Kind::ComponentLoop | Kind::ComponentInvocation, "crash") => {
+            |body, _| message_says(body, "exit status 1")
+        }
+        _ => row.body,
+    }
+}
+
 /// What one kind answered to one row, and to the echo sent right after it.
 struct Seen {
     status: u16,
@@ -352,7 +385,7 @@ fn drift(kind: Kind, row: &Row, n: usize, seen: &Seen) -> Option<String> {
             got.push_str(" +X-Amz-Function-Error");
         }
         format!("expected {want}, got {got}: {}", seen.body)
-    } else if let Err(e) = (row.body)(&seen.body, seen.sent) {
+    } else if let Err(e) = body_check(kind, row)(&seen.body, seen.sent) {
         e
     } else if seen.next != (200, json!(n)) {
         format!("the echo after it got {} {}", seen.next.0, seen.next.1)

@@ -1,5 +1,6 @@
 //! Compiles a module once and keeps the precompiled artifact on disk, keyed by the module's
-//! hash and the engine's settings, so that later starts skip compilation.
+//! hash and the engine's settings, so that later starts skip compilation. Core modules and
+//! components alike ([`Artifact`]).
 
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -8,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 /// Where the module came from, for the log and the tests.
@@ -17,13 +19,62 @@ pub enum Source {
     Compiled { cached_at: Option<PathBuf> },
 }
 
-/// Loads `bytes` as a module for `engine`, from `cache_dir` when an artifact for exactly
-/// these bytes and engine settings is there.
-pub fn load(
+/// What the cache holds: a core module or a component, compiled for one engine.
+#[allow(unsafe_code)]
+pub trait Artifact: Sized {
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>>;
+    /// # Safety
+    /// `artifact` must come from [`Artifact::precompile`] of this wasmtime, untampered.
+    unsafe fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Self>;
+    /// # Safety
+    /// As [`Artifact::deserialize`], for the file's contents.
+    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
+}
+
+#[allow(unsafe_code)]
+impl Artifact for Module {
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Module::new(engine, bytes)
+    }
+    fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        engine.precompile_module(bytes)
+    }
+    unsafe fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: passed on to the caller.
+        unsafe { Module::deserialize(engine, artifact) }
+    }
+    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: passed on to the caller.
+        unsafe { Module::deserialize_file(engine, path) }
+    }
+}
+
+#[allow(unsafe_code)]
+impl Artifact for Component {
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, bytes)
+    }
+    fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        engine.precompile_component(bytes)
+    }
+    unsafe fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: passed on to the caller.
+        unsafe { Component::deserialize(engine, artifact) }
+    }
+    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: passed on to the caller.
+        unsafe { Component::deserialize_file(engine, path) }
+    }
+}
+
+/// Loads `bytes` as a module (or component) for `engine`, from `cache_dir` when an artifact
+/// for exactly these bytes and engine settings is there.
+pub fn load<A: Artifact>(
     engine: &Engine,
     bytes: &[u8],
     cache_dir: Option<&Path>,
-) -> anyhow::Result<(Module, Source)> {
+) -> anyhow::Result<(A, Source)> {
     let Some(dir) = cache_dir.and_then(|d| usable_dir(d).ok().map(|()| d)) else {
         let module = compile(engine, bytes)?;
         return Ok((module, Source::Compiled { cached_at: None }));
@@ -36,8 +87,7 @@ pub fn load(
         }
     }
     let started = Instant::now();
-    let artifact = engine
-        .precompile_module(bytes)
+    let artifact = A::precompile(engine, bytes)
         .map_err(anyhow::Error::from)
         .context("cannot compile bootstrap.wasm")?;
     tracing::info!("compiled bootstrap.wasm in {:?}", started.elapsed());
@@ -55,15 +105,15 @@ pub fn load(
             tracing::warn!("cannot write the module cache at {}: {e:#}", path.display());
             // SAFETY: the artifact was produced by this engine a moment ago, in memory.
             #[allow(unsafe_code)]
-            let module = unsafe { Module::deserialize(engine, &artifact) }?;
+            let module = unsafe { A::deserialize(engine, &artifact) }?;
             Ok((module, Source::Compiled { cached_at: None }))
         }
     }
 }
 
-fn compile(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Module> {
+fn compile<A: Artifact>(engine: &Engine, bytes: &[u8]) -> anyhow::Result<A> {
     let started = Instant::now();
-    let module = Module::new(engine, bytes)
+    let module = A::compile(engine, bytes)
         .map_err(anyhow::Error::from)
         .context("cannot compile bootstrap.wasm")?;
     tracing::info!(
@@ -88,12 +138,12 @@ pub(crate) fn key(engine: &Engine, bytes: &[u8]) -> String {
 }
 
 #[allow(unsafe_code)]
-fn deserialize(engine: &Engine, path: &Path) -> anyhow::Result<Module> {
+fn deserialize<A: Artifact>(engine: &Engine, path: &Path) -> anyhow::Result<A> {
     // SAFETY: loading native code from a file is only safe if nobody else could have
     // written it: the cache folder and the file are checked to be this user's and not
     // writable by anyone else (`usable_dir`, `private_file`), and wasmtime itself refuses
     // artifacts from another version or settings.
-    Ok(unsafe { Module::deserialize_file(engine, path) }?)
+    Ok(unsafe { A::deserialize_file(engine, path) }?)
 }
 
 /// Creates the folder private to this user, or checks that it is.

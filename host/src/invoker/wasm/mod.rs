@@ -9,6 +9,7 @@ mod abi;
 pub mod cache;
 pub mod engine;
 pub mod http;
+pub mod lambda_component;
 mod output;
 mod stdio_stream;
 mod stream_abi;
@@ -18,11 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use wasmtime::{Engine, InstancePre, Linker, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{
+    Engine, InstancePre, Linker, Module, Store, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use self::abi::{Fresh, Guest, Mode, Shared};
+use self::lambda_component::LambdaComponent;
 use self::output::LogStream;
 use super::{Ended, Evidence, backoff_after, next_backoff, pause};
 use crate::config::{Config, Isolation, WasmSettings};
@@ -42,6 +46,87 @@ pub enum GuestKind {
     Sdk,
     /// A plain WASI command: event on stdin, reply on stdout, one instance per invocation.
     Stdio,
+}
+
+/// A loaded `bootstrap.wasm`, of whichever kind.
+pub enum WasmRunner {
+    /// A core module: a `lambda_v1` SDK guest or a plain WASI command.
+    Module(Arc<WasmFunction>),
+    /// A component exporting the Lambda handler world (guest-sdk/wit).
+    LambdaComponent(Arc<LambdaComponent>),
+}
+
+impl WasmRunner {
+    /// Runs instance slot `runner` until `stop`.
+    pub async fn run(self: Arc<Self>, runner: RunnerId, stop: CancellationToken) {
+        match &*self {
+            WasmRunner::Module(f) => f.clone().run(runner, stop).await,
+            WasmRunner::LambdaComponent(c) => c.clone().run(runner, stop).await,
+        }
+    }
+}
+
+/// Whether `bytes` are a component exporting `wasi:http/incoming-handler` (served as a
+/// `wasi:http` function) rather than a Lambda component or a core module. Read from the
+/// component's top-level export names, without compiling it.
+pub fn exports_http_handler(bytes: &[u8]) -> bool {
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::Version { encoding, .. }) => {
+                if depth == 0 && encoding != wasmparser::Encoding::Component {
+                    return false;
+                }
+                depth += 1;
+            }
+            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(wasmparser::Payload::ComponentExportSection(exports)) if depth == 1 => {
+                let http = exports.into_iter().any(|e| {
+                    e.is_ok_and(|e| e.name.name.starts_with("wasi:http/incoming-handler@0.2"))
+                });
+                if http {
+                    return true;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Loads `bootstrap.wasm` as a module or as a Lambda component, by what the binary is.
+pub fn load(
+    config: &Config,
+    settings: &WasmSettings,
+    dispatcher: Arc<Dispatcher>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<WasmRunner> {
+    let bytes = std::fs::read(&settings.module)
+        .with_context(|| format!("cannot read {}", settings.module.display()))?;
+    if lambda_component::is_component(&bytes) {
+        // Outgoing requests: only to the origins of WASM_ALLOWED_OUTBOUND_HOSTS (none unset).
+        let outbound = Arc::new(http::AllowListed {
+            allowed: Arc::new(settings.allowed_outbound.clone()),
+            ttl: config.function_ttl,
+            response_limit: config.body_limit,
+            metrics: metrics.clone(),
+        });
+        let c = LambdaComponent::load(config, settings, &bytes, outbound, dispatcher, metrics)?;
+        return Ok(WasmRunner::LambdaComponent(Arc::new(c)));
+    }
+    let f = WasmFunction::load(config, settings, dispatcher, metrics)?;
+    Ok(WasmRunner::Module(Arc::new(f)))
+}
+
+/// The environment of every guest: the Lambda environment, without the host's search paths.
+fn guest_env(config: &Config) -> Vec<(String, String)> {
+    config
+        .lambda_env
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "LD_LIBRARY_PATH" | "PATH"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A compiled function ready to instantiate.
@@ -89,7 +174,8 @@ impl WasmFunction {
         )?;
         let bytes = std::fs::read(&settings.module)
             .with_context(|| format!("cannot read {}", settings.module.display()))?;
-        let (module, source) = cache::load(&engine, &bytes, settings.cache_dir.as_deref())?;
+        let (module, source) =
+            cache::load::<Module>(&engine, &bytes, settings.cache_dir.as_deref())?;
         match &source {
             cache::Source::Cache(p) => tracing::info!(
                 "loaded precompiled module from cache {}; compilation skipped",
@@ -135,12 +221,7 @@ impl WasmFunction {
                 function_ttl: config.function_ttl,
                 streaming_limit: config.streaming_limit as u64,
             }),
-            env: config
-                .lambda_env
-                .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "LD_LIBRARY_PATH" | "PATH"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env: guest_env(config),
             task_root: config.task_root.clone(),
             task_root_guest: config.task_root.display().to_string(),
             metrics,

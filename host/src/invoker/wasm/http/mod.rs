@@ -13,6 +13,9 @@ mod serve;
 
 pub use serve::buffered;
 
+/// The allow-list (`WASM_ALLOWED_OUTBOUND_HOSTS`) for a Lambda component's outgoing requests.
+pub use outgoing::AllowListed;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

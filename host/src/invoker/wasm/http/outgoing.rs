@@ -83,6 +83,33 @@ impl WasiHttpHooks for Outbound {
     }
 }
 
+/// The same rules for the outgoing requests of a Lambda component (guest-sdk/wit), whose
+/// hook is the function's, not one store's: timeouts are cut at `FUNCTION_TTL` from the
+/// request (the epoch deadline ends the guest, and so its request, at its own deadline).
+pub struct AllowListed {
+    pub allowed: Arc<AllowList>,
+    pub ttl: Duration,
+    pub response_limit: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+impl crate::invoker::wasm::lambda_component::Outbound for AllowListed {
+    fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> SendFuture {
+        let mut hooks = Outbound {
+            allowed: self.allowed.clone(),
+            deadline: Instant::now() + self.ttl,
+            response_limit: self.response_limit,
+            metrics: self.metrics.clone(),
+            request_id: Arc::from("-"),
+        };
+        hooks.send_request(request, options, Box::new(std::future::ready(Ok(()))))
+    }
+}
+
 /// The guest's timeouts, none longer than what is `left` of the invocation.
 fn bounded(options: Option<RequestOptions>, left: Duration) -> RequestOptions {
     let o = options.unwrap_or_default();
