@@ -113,7 +113,7 @@ impl Host for WasmHost {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
 impl StreamHost for WasmHost {
     fn stream_start(&mut self, prelude: &[u8]) -> i32 {
         // SAFETY: as for `respond`.

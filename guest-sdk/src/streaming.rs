@@ -84,10 +84,16 @@ where
     D: AsRef<[u8]>,
     E: Display,
 {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
     {
         let config = Arc::new(Config::from_env());
         run_on(&mut crate::abi::WasmHost, handler, config).await
+    }
+    // The Lambda component world (wasm32-wasip2) has no streaming responses yet.
+    #[cfg(target_env = "p2")]
+    {
+        drop(handler);
+        Err("streaming responses need the lambda_v1 ABI (wasm32-wasip1); the Lambda component world does not stream yet".into())
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
