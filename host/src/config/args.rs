@@ -38,6 +38,10 @@ use super::wasm::WasmArgs;
                   (the flag wins)."
 )]
 pub struct Args {
+    /// What to do; no verb: serve.
+    #[command(subcommand)]
+    pub command: Option<super::Command>,
+
     /// Public HTTP port; every request to it is one invocation. 0: a port assigned by the OS.
     #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
     pub port: u16,

@@ -8,6 +8,7 @@
 //! `wasm` (WASI functions); `parse` has the value parsers clap does not provide.
 
 mod args;
+mod command;
 mod format;
 mod function;
 mod lambda_env;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use args::{Args, TracingMode};
+pub use command::{Command, compile_settings};
 pub use format::{FormatArgs, ResponseFormat};
 pub use function::{FunctionArgs, FunctionInfo};
 pub use lambda_env::LambdaEnvArgs;

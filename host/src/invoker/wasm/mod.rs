@@ -6,6 +6,7 @@
 //! or another instance.
 
 mod abi;
+mod artifact;
 pub mod cache;
 mod output;
 
@@ -55,6 +56,22 @@ pub struct WasmFunction {
     pub source: cache::Source,
 }
 
+/// Compiles `settings.module` for the engine the host would serve it with and writes the
+/// artifact and its integrity record beside it (`bootstrap.cwasm`, readable by all, as an
+/// image's files are); returns the artifact's path. Used by `aws-custom-runtime compile`.
+/// `slots` is INVOKER_COUNT: it sizes the engine's pool, as when serving.
+pub fn precompile(slots: usize, settings: &WasmSettings) -> anyhow::Result<std::path::PathBuf> {
+    let slots = slots.max(1) as u32;
+    let engine = engine(slots, settings.memory_limit, settings.perf_map)?;
+    let bytes = std::fs::read(&settings.module)
+        .with_context(|| format!("cannot read {}", settings.module.display()))?;
+    let compiled = cache::precompile(&engine, &bytes)?;
+    let path = cache::precompiled_path(&settings.module);
+    artifact::write(&engine, &bytes, &compiled, &path, 0o644)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
 /// Marks the error the epoch callback raises at the deadline.
 #[derive(Debug)]
 struct DeadlineExceeded;
@@ -79,8 +96,17 @@ impl WasmFunction {
         let engine = engine(slots, settings.memory_limit, settings.perf_map)?;
         let bytes = std::fs::read(&settings.module)
             .with_context(|| format!("cannot read {}", settings.module.display()))?;
-        let (module, source) = cache::load(&engine, &bytes, settings.cache_dir.as_deref())?;
+        let precompiled = cache::precompiled_path(&settings.module);
+        let places = cache::Places {
+            precompiled: Some(&precompiled),
+            cache_dir: settings.cache_dir.as_deref(),
+        };
+        let (module, source) = cache::load(&engine, &bytes, places)?;
         match &source {
+            cache::Source::Precompiled(p) => tracing::info!(
+                "loaded precompiled artifact {}; compilation skipped",
+                p.display()
+            ),
             cache::Source::Cache(p) => tracing::info!(
                 "loaded precompiled module from cache {}; compilation skipped",
                 p.display()
