@@ -113,7 +113,8 @@ pub struct Args {
           ignore_case = true, value_parser = Blank(EnumValueParser::<TracingMode>::new()))]
     pub tracing_mode: TracingMode,
 
-    /// Knative sink (http:// URL): results are POSTed there instead of being returned.
+    /// Knative sink (http:// or https:// URL): results are POSTed there instead of being
+    /// returned.
     /// Unset: results are the replies.
     #[arg(long, env = "K_SINK", value_name = "K_SINK")]
     pub k_sink: Option<String>,
@@ -150,6 +151,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub wasm: WasmArgs,
+
+    #[command(flatten)]
+    pub sink: super::SinkArgs,
 }
 
 impl Args {

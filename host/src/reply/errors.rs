@@ -110,7 +110,7 @@ impl IntoReply for SinkError {
     fn into_reply(self) -> Reply {
         let error_type = match self {
             SinkError::Rejected { .. } => "SinkRejected",
-            SinkError::Unavailable { .. } => "SinkUnavailable",
+            SinkError::Unavailable { .. } | SinkError::Untrusted { .. } => "SinkUnavailable",
         };
         error(StatusCode::BAD_GATEWAY, error_type, &self.to_string())
     }
