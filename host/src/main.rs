@@ -53,7 +53,11 @@ fn compile(args: &Args, target: Option<&std::path::Path>) -> ExitCode {
                 args, target, &cwd,
             )?)
         }) {
-        Ok(s) => s,
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::info!("no bootstrap.wasm: nothing to precompile");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("aws-custom-runtime: {e:#}");
             return ExitCode::from(2);

@@ -138,6 +138,11 @@ async fn compile_takes_a_file_and_refuses_what_is_not_there() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to compile"));
+    // A native function's folder: nothing to do, and that is no error (one image recipe).
+    let native = tempfile::tempdir().unwrap();
+    let log = compile(native.path());
+    assert!(log.contains("nothing to precompile"), "{log}");
+    assert!(!artifact(native.path()).exists());
 }
 
 #[tokio::test]

@@ -25,18 +25,24 @@ pub enum Command {
     },
 }
 
-/// The module `compile` works on and the settings of the engine to compile it for.
+/// The module `compile` works on and the settings of the engine to compile it for; None:
+/// `target` is a folder without bootstrap.wasm (a native function: nothing to precompile,
+/// so one image recipe serves both kinds).
 pub fn compile_settings(
     args: &Args,
     target: Option<&Path>,
     cwd: &Path,
-) -> Result<WasmSettings, ConfigError> {
+) -> Result<Option<WasmSettings>, ConfigError> {
     let target = target
         .or(args.function.task_root.as_deref())
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| cwd.to_path_buf(), |p| cwd.join(p));
     let module = if target.is_dir() {
-        target.join("bootstrap.wasm")
+        let module = target.join("bootstrap.wasm");
+        if !module.exists() {
+            return Ok(None);
+        }
+        module
     } else {
         target
     };
@@ -46,5 +52,7 @@ pub fn compile_settings(
             module.display()
         )));
     }
-    Ok(args.wasm.settings(module, args.function.info().memory_mb))
+    Ok(Some(
+        args.wasm.settings(module, args.function.info().memory_mb),
+    ))
 }
