@@ -66,6 +66,7 @@ test-deploy: $(DEPLOY_VENV)/installed
 BENCH_ARGS ?=
 bench:
 	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench
+	$(CARGO) build --release --target x86_64-unknown-linux-musl -p aws-custom-runtime
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
 	python3 bench/bench.py $(BENCH_ARGS)
 
