@@ -2,7 +2,7 @@
 //! (`bootstrap.cwasm` beside `bootstrap.wasm`, made by `aws-custom-runtime compile`), else
 //! the module cache (`WASM_CACHE_DIR`, keyed by the wasm bytes' hash and the engine), else
 //! a fresh compilation, written to the cache. Every artifact read from disk passes
-//! [`artifact::read_verified`] first; one that does not is logged and treated as a miss.
+//! `artifact::read_verified` first; one that does not is logged and treated as a miss.
 //!
 //! The entry points take the wasm bytes and the engine: [`load`] for a core module,
 //! [`load_component`] for a component, [`artifact`] for the verified serialized bytes of
