@@ -249,3 +249,51 @@ async fn a_bad_cache_file_is_a_miss_never_run() {
         assert_real_function_answers(&third).await;
     }
 }
+
+/// A built component: the Rust wasi:http echo or the Rust Lambda component.
+fn component(path: &str) -> tempfile::TempDir {
+    let p = target_dir().parent().unwrap().join(path);
+    assert!(
+        p.exists(),
+        "{} is missing: run `make functions`",
+        p.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(p, dir.path().join("bootstrap.wasm")).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn precompiled_components_start_without_compiling() {
+    // A wasi:http component: its engine (a component pool) is the one `compile` builds.
+    let dir = component("components/rust-http.wasm");
+    compile(dir.path());
+    let host = start(dir.path(), &[]);
+    host.wait_log("compilation skipped", Duration::from_secs(30));
+    assert!(host.logs().contains("loaded precompiled artifact"));
+    assert!(!host.logs().contains("compiled bootstrap.wasm in"));
+    let r = host.post("/status?201", "x").await;
+    assert_eq!(r.status().as_u16(), 201, "{}", host.logs());
+    drop(host);
+
+    // A Lambda component (guest-sdk/wit), with the engine of Lambda components.
+    let dir = component("wasm32-wasip2/release/lambda-echo.wasm");
+    compile(dir.path());
+    let host = start(dir.path(), &[]);
+    host.wait_log("compilation skipped", Duration::from_secs(30));
+    assert!(host.logs().contains("loaded precompiled artifact"));
+    assert!(!host.logs().contains("compiled bootstrap.wasm in"));
+    let (status, body) = host.invoke(json!({"op": "echo", "data": 5})).await;
+    assert_eq!((status, &body["payload"]), (200, &json!(5)), "{body}");
+
+    // A tampered component artifact is not run: compiled instead, same answer.
+    flip_bytes(&artifact(dir.path()));
+    drop(host);
+    let host = start(dir.path(), &[]);
+    host.wait_log(
+        "not using the precompiled artifact",
+        Duration::from_secs(30),
+    );
+    let (status, body) = host.invoke(json!({"op": "echo", "data": 6})).await;
+    assert_eq!((status, &body["payload"]), (200, &json!(6)), "{body}");
+}

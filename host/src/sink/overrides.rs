@@ -52,18 +52,26 @@ impl CeOverrides {
 
     /// Sets the extensions on `reply` if it is a CloudEvent.
     pub fn apply(&self, reply: &mut http::Response<Full<Bytes>>) {
-        if reply.headers().contains_key("ce-id") {
-            for (name, value) in &self.extensions {
-                if let (Ok(n), Ok(v)) = (
-                    HeaderName::from_bytes(format!("ce-{name}").as_bytes()),
-                    HeaderValue::from_str(value),
-                ) {
-                    reply.headers_mut().insert(n, v);
-                }
-            }
-        } else if is_structured(reply) {
+        if !self.apply_binary(reply.headers_mut()) && is_structured(reply) {
             self.apply_structured(reply);
         }
+    }
+
+    /// Sets the extensions as `ce-` headers if `headers` are a binary-mode CloudEvent's
+    /// (a streamed reply's head, whose body is still to come); whether they were.
+    pub fn apply_binary(&self, headers: &mut http::HeaderMap) -> bool {
+        if !headers.contains_key("ce-id") {
+            return false;
+        }
+        for (name, value) in &self.extensions {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(format!("ce-{name}").as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        true
     }
 
     fn apply_structured(&self, reply: &mut http::Response<Full<Bytes>>) {
@@ -131,6 +139,19 @@ mod tests {
         assert!(CeOverrides::parse(r#"{"extensions":{"a":{"b":1}}}"#).is_err());
         assert!(CeOverrides::parse(r#"{"other":1}"#).is_err());
         assert!(CeOverrides::parse("not json").is_err());
+    }
+
+    #[test]
+    fn a_streamed_binary_event_head_gets_them_other_heads_do_not() {
+        let o = CeOverrides::parse(r#"{"extensions":{"team":"payments"}}"#).unwrap();
+        let mut head = http::HeaderMap::new();
+        head.insert("ce-id", HeaderValue::from_static("1"));
+        assert!(o.apply_binary(&mut head));
+        assert_eq!(head["ce-team"], "payments");
+        let mut plain = http::HeaderMap::new();
+        plain.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(!o.apply_binary(&mut plain));
+        assert!(!plain.contains_key("ce-team"));
     }
 
     #[test]
