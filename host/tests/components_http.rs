@@ -291,7 +291,7 @@ async fn outbound_requests_are_denied_unless_allowed_by_name() {
         "a denied request makes no connection"
     );
     host.wait_log(
-        "denied: not in WASM_ALLOWED_OUTBOUND_HOSTS",
+        "is not in WASM_ALLOWED_OUTBOUND_HOSTS",
         std::time::Duration::from_secs(5),
     );
     let metrics = host.client.get(host.metrics_url()).send().await.unwrap();

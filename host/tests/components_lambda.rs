@@ -366,7 +366,7 @@ async fn outgoing_http_is_denied_by_default_and_makes_no_connection() {
             json!({"status": null, "error": "ErrorCode_HttpRequestDenied"}),
             "{mode}"
         );
-        assert!(host.logs().contains("outgoing request denied"), "{mode}");
+        host.wait_log("outgoing request denied", std::time::Duration::from_secs(5));
     }
     assert!(
         listener.accept().is_err(),

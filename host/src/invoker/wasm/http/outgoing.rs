@@ -55,7 +55,7 @@ impl WasiHttpHooks for Outbound {
             self.metrics.outbound_denied.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 request_id = %self.request_id,
-                "outgoing request to {scheme}://{host}:{} denied: not in WASM_ALLOWED_OUTBOUND_HOSTS",
+                "outgoing request denied: {scheme}://{host}:{} is not in WASM_ALLOWED_OUTBOUND_HOSTS",
                 uri.port_u16().map_or_else(|| "default".to_string(), |p| p.to_string())
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
