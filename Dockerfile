@@ -34,8 +34,9 @@ FROM scratch
 COPY --from=build /aws-custom-runtime /opt/aws-custom-runtime
 COPY --from=layer /extensions /opt/extensions
 # The task root is where a function image copies the function (bootstrap or bootstrap.wasm).
-# The precompiled-module cache is off: a container's file system dies with the container, so
-# every new pod compiles bootstrap.wasm once anyway (see README, Deploy on Knative).
+# The precompiled-module cache is off: a container's file system dies with the container.
+# Function images precompile bootstrap.wasm at build time instead (deploy/Dockerfile.function
+# runs `aws-custom-runtime compile`), so a new pod loads bootstrap.cwasm without compiling.
 ENV LAMBDA_TASK_ROOT=/var/task \
     WASM_CACHE_DIR=off \
     PORT=8080

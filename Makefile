@@ -147,6 +147,7 @@ test-deploy: $(DEPLOY_VENV)/installed
 BENCH_ARGS ?=
 bench:
 	$(CARGO) build --release -p aws-custom-runtime -p rust-native-echo -p bench -p stream-function -p test-extension
+	$(CARGO) build --release --target x86_64-unknown-linux-musl -p aws-custom-runtime
 	$(CARGO) build --release --target wasm32-wasip1 -p wasm-echo -p wasm-stdio
 	$(MAKE) components
 	$(CARGO) build --release --target wasm32-wasip2 -p wasm-echo

@@ -39,6 +39,11 @@ SCENARIOS = ["reference", "native", "native-extension", "wasm-loop", "wasm-invoc
              "wasm-stdio", "component-loop", "component-invocation", "http-rust", "http-python"]
 # wasi:http components (make functions builds them): Rust and Python echoes of the request.
 COMPONENTS = {"http-rust": "rust-http.wasm", "http-python": "python-http.wasm"}
+# The shipped image's binary (static musl build) on the same scenarios as its glibc twin;
+# run when target/x86_64-unknown-linux-musl/<profile>/aws-custom-runtime exists (`make bench`
+# builds it; the smoke run's debug profile has none and skips them).
+MUSL = "x86_64-unknown-linux-musl"
+MUSL_SCENARIOS = ["native-musl", "wasm-loop-musl"]
 
 # (target name, scenario, load, metric, comparison, bound); ratios are to the reference.
 TARGETS = [
@@ -208,6 +213,8 @@ class Setup:
         wasm = target / "wasm32-wasip1" / "release"
         wasip2 = target / "wasm32-wasip2" / "release"
         self.host = bins / "aws-custom-runtime"
+        musl = target / MUSL / profile / "aws-custom-runtime"
+        self.musl = musl if musl.exists() else None
         self.echo = bins / "bench-echo"
         components = target / "components"
         extension = bins / "test-extension"
@@ -236,15 +243,28 @@ class Setup:
         self.extensions = self.work / "extensions"
         self.extensions.mkdir()
         shutil.copy2(extension, self.extensions / "noop")
+        # The same module precompiled as an image build does (`compile`), cache off.
+        d = self.work / "wasm-precompiled"
+        d.mkdir()
+        shutil.copy2(wasm / "wasm-echo.wasm", d / "bootstrap.wasm")
+        self.fn["wasm-precompiled"] = d
         self.cache = self.work / "wasm-cache"
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("RUST_LOG", "RUST_BACKTRACE", "LOG_LEVEL", "WASM_",
                                      "INVOKER_COUNT", "LAMBDA_TASK_ROOT", "QUEUE_SIZE"))}
         self.base_env = dict(base, METRICS_PROMETHEUS_PORT="off", RUST_LIB_BACKTRACE="0",
                              LAMBDA_EXTENSIONS_DIR="off")
+        subprocess.run([str(self.host), "compile", str(d)], check=True, capture_output=True,
+                       env=dict(self.base_env, INVOKER_COUNT="4"))
+
+    def scenarios(self):
+        return SCENARIOS + (MUSL_SCENARIOS if self.musl else [])
 
     def start(self, scenario, cache_dir=None):
         env = dict(self.base_env, INVOKER_COUNT="4", WASM_CACHE_DIR=str(cache_dir or self.cache))
+        host = self.host
+        if scenario.endswith("-musl"):
+            host, scenario = self.musl, scenario.removesuffix("-musl")
         if scenario == "reference":
             return Server(scenario, [str(self.echo)], self.base_env, self.logs)
         if scenario == "native":
@@ -266,9 +286,11 @@ class Setup:
             env["WASM_ISOLATION"] = "invocation"
         elif scenario in COMPONENTS:
             env["LAMBDA_TASK_ROOT"] = str(self.fn[scenario])
+        elif scenario == "wasm-precompiled":
+            env.update(LAMBDA_TASK_ROOT=str(self.fn["wasm-precompiled"]), WASM_CACHE_DIR="off")
         else:
             raise ValueError(scenario)
-        return Server(scenario, [str(self.host)], env, self.logs)
+        return Server(scenario, [str(host)], env, self.logs)
 
 
 # ---- response streaming ---------------------------------------------------------------
@@ -388,8 +410,9 @@ def measure_scenario(setup, scenario, loads, duration, warmup):
 
 
 def cold_starts(setup, repeats):
-    """Process start to first 200: native, WASI compiling, WASI from the precompiled cache."""
-    out = {"native": [], "wasm-no-cache": [], "wasm-cache": []}
+    """Process start to first 200: native, WASI compiling, WASI from the precompiled cache,
+    WASI from the image's precompiled artifact (bootstrap.cwasm, cache off)."""
+    out = {"native": [], "wasm-no-cache": [], "wasm-cache": [], "wasm-precompiled": []}
     warm = setup.work / "cold-cache"
     s = setup.start("wasm-loop", cache_dir=warm)  # fills the cache; not counted
     try:
@@ -402,6 +425,8 @@ def cold_starts(setup, repeats):
                 s = setup.start("native")
             elif kind == "wasm-cache":
                 s = setup.start("wasm-loop", cache_dir=warm)
+            elif kind == "wasm-precompiled":
+                s = setup.start("wasm-precompiled")
             else:
                 s = setup.start("wasm-loop", cache_dir=setup.work / f"fresh-cache-{i}")
             try:
@@ -519,10 +544,10 @@ def tenancy_markdown(results, reference_rps):
 
 # ---- report ---------------------------------------------------------------------------
 
-def summarize(rounds, loads):
+def summarize(rounds, loads, scenarios=SCENARIOS):
     """Medians over rounds; ratios are taken within each round, then their median."""
     table = {}
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         for load, _, _ in loads:
             runs = [r[scenario][load] for r in rounds if load in r.get(scenario, {})]
             pairs = [(r[scenario][load], r["reference"][load]) for r in rounds
@@ -551,6 +576,9 @@ def check_targets(table, cold):
         v = cold["wasm-cache"]["median_ms"]
         out.append({"target": "cold start with the module cache <= 20 ms", "value": v,
                     "met": v <= 20})
+        v = cold["wasm-precompiled"]["median_ms"]
+        out.append({"target": "cold start with the image's bootstrap.cwasm <= 20 ms",
+                    "value": v, "met": v <= 20})
     errors = sum(m["errors"] for s in table.values() for m in s.values())
     out.append({"target": "0 errors in every run", "value": errors, "met": errors == 0})
     return out
@@ -572,10 +600,19 @@ def markdown(table, cold, targets):
                   "|---|--:|--:|--:|"]
         names = {"native": "native (rust-native)",
                  "wasm-no-cache": "WASI, no precompiled cache (compiles)",
-                 "wasm-cache": "WASI, precompiled cache"}
+                 "wasm-cache": "WASI, precompiled cache",
+                 "wasm-precompiled": "WASI, image's bootstrap.cwasm (cache off)"}
         for k, v in cold.items():
             lines.append(f"| {names[k]} | {v['median_ms']:.1f} | {v['min_ms']:.1f} "
                          f"| {v['max_ms']:.1f} |")
+    musl = [(s.removesuffix("-musl"), s, load) for s in MUSL_SCENARIOS if s in table
+            for load in table[s] if load in table.get(s.removesuffix("-musl"), {})]
+    if musl:
+        lines += ["", "| musl ÷ glibc binary | load | musl req/s | glibc req/s | ratio |",
+                  "|---|---|--:|--:|--:|"]
+        for glibc, m, load in musl:
+            a, b = table[m][load]["rps"], table[glibc][load]["rps"]
+            lines.append(f"| {glibc} | {load} | {a:.0f} | {b:.0f} | {a / b:.2f} |")
     lines += ["", "| target | value | met |", "|---|--:|---|"]
     for t in targets:
         v = t["value"]
@@ -622,6 +659,9 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         setup = Setup(args.profile, work)
+        scenarios = setup.scenarios()
+        if not setup.musl:
+            log(f"no {MUSL} build of the host for this profile: musl scenarios skipped")
         big = Path(work) / "body-1mb.json"
         prefix = b'{"name":"bench","data":"'
         big.write_bytes(prefix + b"a" * (BIG_BODY_BYTES - len(prefix) - 2) + b'"}')
@@ -632,7 +672,8 @@ def main():
         rounds = []
         for i in range(args.rounds):
             log(f"round {i + 1}/{args.rounds}")
-            order = SCENARIOS[i % len(SCENARIOS):] + SCENARIOS[:i % len(SCENARIOS)]
+            scenarios = setup.scenarios()
+            order = scenarios[i % len(scenarios):] + scenarios[:i % len(scenarios)]
             result = {}
             for scenario in order:
                 try:
@@ -661,10 +702,10 @@ def main():
             failures.append(f"stream: {e}")
             stream = None
 
-    table = summarize(rounds, loads)
+    table = summarize(rounds, loads, scenarios)
     targets = check_targets(table, cold)
     checks, failed = 2, int(cold is None) + int(stream is None)
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         for load, _, _ in loads:
             m = table.get(scenario, {}).get(load)
             checks += 1

@@ -61,6 +61,8 @@ FUNCTIONS = {
                           / "wasm-echo.wasm"},
         "request": b'{"name":"buildah"}',
         "check": lambda reply: json.loads(reply)["message"] == "Hello, buildah!",
+        # Written by `aws-custom-runtime compile` in the image build; loaded at start.
+        "precompiled": ["bootstrap.cwasm", "bootstrap.cwasm.integrity"],
     },
     "rust-native-echo": {
         "files": lambda: {"bootstrap": cargo_build("rust-native-echo", MUSL) / "bootstrap"},
@@ -158,7 +160,7 @@ def test_function_image_is_the_runtime_and_the_function_folder(buildah, function
     assert config["WorkingDir"] == "/var/task"
     files = buildah.files(function["image"])
     expected = {"opt/aws-custom-runtime", "opt/extensions", "var/task",
-                *(f"var/task/{f}" for f in function["files"])}
+                *(f"var/task/{f}" for f in function["files"] + function.get("precompiled", []))}
     assert set(files) - {"opt", "var"} == expected
     assert all(files[f].st_mode & 0o004 for f in expected), "a file user 65532 cannot read"
     # User 65532 can write nowhere, so the runtime works on a read-only root file system
@@ -246,5 +248,10 @@ def test_function_image_serves_requests_as_non_root_and_stops_on_sigterm(buildah
     finally:
         if run.poll() is None:
             run.kill()
-        print(run.stdout.read())
+        log = run.stdout.read()
+        print(log)
         buildah("rm", container)
+    if function.get("precompiled"):
+        # The image's artifact was loaded: the pod did not compile bootstrap.wasm.
+        assert "loaded precompiled artifact /var/task/bootstrap.cwasm" in log, log
+        assert "compilation skipped" in log and "compiled bootstrap.wasm in" not in log, log

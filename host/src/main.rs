@@ -2,15 +2,18 @@
 
 use std::process::ExitCode;
 
-use aws_custom_runtime::config::{Args, Config};
+use aws_custom_runtime::config::{Args, Command, Config};
 use clap::Parser;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // clap answers --help and --version, and refuses malformed values, here.
-    let args = Args::parse();
+    let mut args = Args::parse();
     let _log = init_logging(&args);
+    if let Some(Command::Compile { target }) = args.command.take() {
+        return compile(&args, target.as_deref());
+    }
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {
@@ -34,6 +37,37 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(serve) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `aws-custom-runtime compile [FOLDER|FILE]`: writes bootstrap.cwasm and its record.
+fn compile(args: &Args, target: Option<&std::path::Path>) -> ExitCode {
+    let settings = match std::env::current_dir()
+        .map_err(anyhow::Error::from)
+        .and_then(|cwd| {
+            Ok(aws_custom_runtime::config::compile_settings(
+                args, target, &cwd,
+            )?)
+        }) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::info!("no bootstrap.wasm: nothing to precompile");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("aws-custom-runtime: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match aws_custom_runtime::invoker::wasm::precompile(args.invoker_count, &settings) {
+        Ok(path) => {
+            tracing::info!("wrote precompiled artifact {}", path.display());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE

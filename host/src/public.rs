@@ -33,6 +33,8 @@ pub struct Public {
     pub uploads: Semaphore,
     pub wrapper: Wrapper,
     pub sink: Option<Sink>,
+    /// Set on every CloudEvent replied or sent to the sink (`K_CE_OVERRIDES`).
+    pub ce_overrides: Option<crate::sink::CeOverrides>,
     pub metrics: Arc<Metrics>,
     /// Where the tenant id comes from and whether one is expected.
     pub tenancy: crate::tenancy::Policy,
@@ -54,6 +56,7 @@ impl Public {
             uploads: Semaphore::new(upload_slots(config.queue_size)),
             wrapper: config.wrapper.clone(),
             sink: config.sink.clone(),
+            ce_overrides: config.ce_overrides.clone(),
             metrics,
             tenancy: config.tenancy.clone(),
             request_head: false,
@@ -141,6 +144,9 @@ impl Public {
             }
         };
         let mut reply = self.wrapper.encode(&id, outcome);
+        if let Some(overrides) = &self.ce_overrides {
+            overrides.apply(&mut reply);
+        }
         if let Some(sink) = &self.sink
             && reply.status().is_success()
             && reply.status() != StatusCode::NO_CONTENT

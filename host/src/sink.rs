@@ -1,13 +1,21 @@
 //! Forwards a wrapped result to `K_SINK` instead of returning it, as the Go runtime does:
 //! the reply's headers (binary-mode CloudEvent attributes included) and body are POSTed to
 //! the sink. Unreachable or 5xx: a few retries with backoff, then an error to the caller.
-//! One request in flight per invocation, never a buffer of its own.
+//! One request in flight per invocation, never a buffer of its own. `https://` sinks use
+//! rustls (`tls`); a certificate that does not verify fails at once, with the reason.
+//! `overrides` holds `K_CE_OVERRIDES`.
+
+mod overrides;
+mod tls;
+
+pub use overrides::CeOverrides;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -16,7 +24,8 @@ use crate::reply::{IntoReply, Reply};
 
 const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one delivery attempt may take unless `K_SINK_TIMEOUT` says otherwise.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most of a sink's reply body passed back to the caller; a longer one is a 502
 /// `SinkReplyTooLarge` (the memory of a reply stays bounded however the sink answers).
 pub const MAX_SINK_REPLY: usize = 1 << 20;
@@ -30,6 +39,9 @@ pub enum SinkError {
     /// Unreachable, 5xx or no answer, every attempt.
     #[error("result not delivered after {ATTEMPTS} attempts: {last_error}")]
     Unavailable { last_error: String },
+    /// The TLS handshake failed (an untrusted or invalid certificate): not retried.
+    #[error("result not delivered: {reason}")]
+    Untrusted { reason: String },
     /// The sink took the result but its reply body cannot be passed back: over
     /// [`MAX_SINK_REPLY`] (`too_large`), or broken off. Not retried: the sink has the event.
     #[error("the sink took the result ({status}) but {}", reply_problem(*too_large, reason))]
@@ -52,29 +64,57 @@ fn reply_problem(too_large: bool, reason: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct Sink {
     uri: Uri,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Bound of each delivery attempt (`K_SINK_TIMEOUT`).
+    timeout: Duration,
+}
+
+/// How to reach a sink, besides its address.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    /// PEM certificates trusted besides the usual roots (`K_CA_CERTS`).
+    pub ca_certs: Option<String>,
+    /// Bound of each delivery attempt (`K_SINK_TIMEOUT`).
+    pub timeout: Duration,
+}
+
+impl Default for SinkOptions {
+    fn default() -> SinkOptions {
+        SinkOptions {
+            ca_certs: None,
+            timeout: ATTEMPT_TIMEOUT,
+        }
+    }
 }
 
 impl Sink {
-    /// A sink at `url` (plain `http://`; Knative sinks are cluster-local addresses).
-    pub fn new(url: &str) -> Result<Sink, String> {
+    /// A sink at `url`: `http://` (cluster-local) or `https://` (checked against the usual
+    /// roots and `options.ca_certs`).
+    pub fn new(url: &str, options: &SinkOptions) -> Result<Sink, String> {
         let uri: Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
         match uri.scheme_str() {
-            Some("http") if uri.host().is_some() => {}
-            Some("https") => {
-                return Err(
-                    "https sinks are not supported; use the cluster-local http address".into(),
-                );
-            }
-            _ => return Err("expected an http:// URL".into()),
+            Some("http" | "https") if uri.host().is_some() => {}
+            _ => return Err("expected an http:// or https:// URL".into()),
         }
+        let tls = tls::client_config(options.ca_certs.as_deref())
+            .map_err(|e| format!("K_CA_CERTS: {e}"))?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Ok(Sink { uri, client })
+        Ok(Sink {
+            uri,
+            client,
+            timeout: options.timeout,
+        })
     }
 
     /// Sends `result` to the sink. The caller gets the result's status (as from the Go
@@ -104,7 +144,7 @@ impl Sink {
                     req.headers_mut().append(name, value.clone());
                 }
             }
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.request(req)).await {
+            match tokio::time::timeout(self.timeout, self.client.request(req)).await {
                 Ok(Ok(resp)) if !resp.status().is_server_error() => {
                     let status = resp.status();
                     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
@@ -126,10 +166,13 @@ impl Sink {
                     return Ok(relay(parts.status, content_type, reply_body));
                 }
                 Ok(Ok(resp)) => last_error = format!("the sink answered {}", resp.status()),
-                Ok(Err(e)) => last_error = format!("cannot reach the sink: {e}"),
-                Err(_) => {
-                    last_error = format!("the sink did not answer within {ATTEMPT_TIMEOUT:?}")
+                Ok(Err(e)) if tls::is_tls_failure(&e) => {
+                    let reason = format!("TLS with the sink failed: {}", tls::chain(&e));
+                    tracing::warn!(sink = %self.uri, "{reason}");
+                    return Err(SinkError::Untrusted { reason });
                 }
+                Ok(Err(e)) => last_error = format!("cannot reach the sink: {}", tls::chain(&e)),
+                Err(_) => last_error = format!("the sink did not answer within {:?}", self.timeout),
             }
             tracing::warn!(attempt, sink = %self.uri, "{last_error}");
             if attempt < ATTEMPTS {
@@ -156,13 +199,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_http_sinks() {
+    fn http_and_https_sinks() {
+        let o = SinkOptions::default();
         assert!(
-            Sink::new("http://broker-ingress.knative-eventing.svc.cluster.local/ns/default")
-                .is_ok()
+            Sink::new(
+                "http://broker-ingress.knative-eventing.svc.cluster.local/ns/default",
+                &o
+            )
+            .is_ok()
         );
-        assert!(Sink::new("https://example.com").is_err());
-        assert!(Sink::new("not a url").is_err());
-        assert!(Sink::new("ftp://x").is_err());
+        assert!(Sink::new("https://example.com", &o).is_ok());
+        assert!(Sink::new("not a url", &o).is_err());
+        assert!(Sink::new("ftp://x", &o).is_err());
+        let bad_ca = SinkOptions {
+            ca_certs: Some("garbage".into()),
+            ..SinkOptions::default()
+        };
+        assert!(Sink::new("https://example.com", &bad_ca).is_err());
     }
 }

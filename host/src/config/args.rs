@@ -39,6 +39,10 @@ use super::wasm::WasmArgs;
                   (the flag wins)."
 )]
 pub struct Args {
+    /// What to do; no verb: serve.
+    #[command(subcommand)]
+    pub command: Option<super::Command>,
+
     /// Public HTTP port; every request to it is one invocation. 0: a port assigned by the OS.
     #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
     pub port: u16,
@@ -117,7 +121,8 @@ pub struct Args {
           ignore_case = true, value_parser = Blank(EnumValueParser::<TracingMode>::new()))]
     pub tracing_mode: TracingMode,
 
-    /// Knative sink (http:// URL): results are POSTed there instead of being returned.
+    /// Knative sink (http:// or https:// URL): results are POSTed there instead of being
+    /// returned.
     /// Unset: results are the replies.
     #[arg(long, env = "K_SINK", value_name = "K_SINK")]
     pub k_sink: Option<String>,
@@ -174,6 +179,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub tenancy: TenancyArgs,
+
+    #[command(flatten)]
+    pub sink: super::SinkArgs,
 }
 
 impl Args {

@@ -8,10 +8,12 @@
 //! `wasm` (WASI functions); `parse` has the value parsers clap does not provide.
 
 mod args;
+mod command;
 mod format;
 mod function;
 mod lambda_env;
 mod parse;
+mod sink;
 mod tenancy;
 mod wasm;
 
@@ -24,14 +26,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use args::{Args, TracingMode};
+pub use command::{Command, compile_settings};
 pub use format::{FormatArgs, ResponseFormat};
 pub use function::{FunctionArgs, FunctionInfo};
 pub use lambda_env::LambdaEnvArgs;
 pub use parse::{PortOrOff, parse_go_duration, parse_megabytes, parse_memory};
+pub use sink::SinkArgs;
 pub use tenancy::TenancyArgs;
 pub use wasm::{Isolation, WasmArgs, WasmSettings};
 
-use crate::sink::Sink;
+use crate::sink::{CeOverrides, Sink, SinkOptions};
 
 /// What runs the function.
 #[derive(Debug, Clone)]
@@ -73,6 +77,8 @@ pub struct Config {
     pub wrapper: crate::wrapper::Wrapper,
     /// Where results go instead of the reply (`K_SINK`).
     pub sink: Option<Sink>,
+    /// CloudEvent extensions set on every CloudEvent sent or replied (`K_CE_OVERRIDES`).
+    pub ce_overrides: Option<CeOverrides>,
     /// Prometheus port (`METRICS_PROMETHEUS_PORT`); None: no metrics endpoint; 0: any.
     pub metrics_port: Option<u16>,
     pub metric_labels: crate::metrics::Labels,
@@ -112,7 +118,8 @@ impl Config {
 
     /// Validates `args`; `cwd` resolves a relative task root.
     pub fn build(args: Args, cwd: &Path) -> Result<Config, ConfigError> {
-        let sink = sink(args.k_sink.as_deref())?;
+        let sink = sink(args.k_sink.as_deref(), &args.sink.options())?;
+        let ce_overrides = args.sink.overrides()?;
         let task_root = task_root(args.function.task_root.as_deref(), cwd)?;
         let address_file = address_file(args.address_file.as_deref())?;
         let function = args.function.info();
@@ -152,6 +159,7 @@ impl Config {
             address_file,
             wrapper,
             sink,
+            ce_overrides,
             metrics_port: args.metrics_port.0,
             metric_labels: args.function.metric_labels(),
             task_root,
@@ -166,11 +174,11 @@ impl Config {
     }
 }
 
-fn sink(url: Option<&str>) -> Result<Option<Sink>, ConfigError> {
+fn sink(url: Option<&str>, options: &SinkOptions) -> Result<Option<Sink>, ConfigError> {
     let Some(url) = url.filter(|s| !s.trim().is_empty()) else {
         return Ok(None);
     };
-    Sink::new(url)
+    Sink::new(url, options)
         .map(Some)
         .map_err(|reason| ConfigError::Invalid {
             var: "K_SINK",

@@ -265,9 +265,38 @@ fn the_sink_is_held_parsed() {
             .sink
             .is_some()
     );
-    let err = build(&["--k-sink=https://example.com"]).unwrap_err();
+    assert!(config(&["--k-sink=https://example.com"]).sink.is_some());
+    let err = build(&["--k-sink=ftp://example.com"]).unwrap_err();
     assert!(
-        matches!(&err, ConfigError::Invalid { var: "K_SINK", value, .. } if value == "https://example.com"),
+        matches!(&err, ConfigError::Invalid { var: "K_SINK", value, .. } if value == "ftp://example.com"),
+        "{err}"
+    );
+    let err = build(&["--k-sink=https://example.com", "--k-ca-certs=junk"]).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Invalid { var: "K_SINK", .. }),
+        "{err}"
+    );
+    assert!(parse(&["--k-sink-timeout=0"]).is_err());
+    assert!(parse(&["--k-sink-timeout=soon"]).is_err());
+}
+
+#[test]
+fn ce_overrides_are_checked() {
+    assert!(config(&[]).ce_overrides.is_none());
+    assert!(
+        config(&[r#"--k-ce-overrides={"extensions":{"team":"a"}}"#])
+            .ce_overrides
+            .is_some()
+    );
+    let err = build(&[r#"--k-ce-overrides={"extensions":{"Bad":1}}"#]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError::Invalid {
+                var: "K_CE_OVERRIDES",
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -492,6 +521,9 @@ const VARIABLES: &[&str] = &[
     "WASM_ALLOWED_OUTBOUND_HOSTS",
     "LAMBDA_EXTENSIONS_DIR",
     "SHUTDOWN_TIMEOUT",
+    "K_CA_CERTS",
+    "K_CE_OVERRIDES",
+    "K_SINK_TIMEOUT",
 ];
 
 #[test]

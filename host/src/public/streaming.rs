@@ -68,7 +68,10 @@ impl Public {
         let reply = match self.wrapper.encode_stream(id, streamed) {
             Encoded::Stream(reply) => reply,
             Encoded::Buffer(streamed) => return Err((buffer(streamed).await, admission)),
-            Encoded::Whole(reply) => {
+            Encoded::Whole(mut reply) => {
+                if let Some(overrides) = &self.ce_overrides {
+                    overrides.apply(&mut reply);
+                }
                 let verdict = if reply.status().is_server_error() {
                     Verdict::HostError
                 } else {
@@ -80,6 +83,10 @@ impl Public {
             }
         };
         let (mut parts, mut body) = reply.into_parts();
+        // A streamed CloudEvent (data mode) carries the overrides in its head.
+        if let Some(overrides) = &self.ce_overrides {
+            overrides.apply_binary(&mut parts.headers);
+        }
         if wants_trailers(streaming.request) {
             parts.headers.insert(header::TRAILER, TRAILERS);
         }

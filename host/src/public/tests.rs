@@ -31,6 +31,7 @@ fn public(queue_size: usize) -> Arc<Public> {
         uploads: Semaphore::new(upload_slots(queue_size)),
         wrapper: Wrapper::new(WrapperKind::Passthrough),
         sink: None,
+        ce_overrides: None,
         metrics: Arc::new(Metrics::new(&labels)),
         tenancy: Default::default(),
         request_head: false,

@@ -137,7 +137,7 @@ impl IntoReply for SinkError {
     fn into_reply(self) -> Reply {
         let error_type = match self {
             SinkError::Rejected { .. } => "SinkRejected",
-            SinkError::Unavailable { .. } => "SinkUnavailable",
+            SinkError::Unavailable { .. } | SinkError::Untrusted { .. } => "SinkUnavailable",
             SinkError::Reply {
                 too_large: true, ..
             } => "SinkReplyTooLarge",

@@ -1,153 +1,177 @@
-//! Compiles a module once and keeps the precompiled artifact on disk, keyed by the module's
-//! hash and the engine's settings, so that later starts skip compilation. Core modules and
-//! components alike ([`Artifact`]).
+//! Finds or makes the precompiled artifact of a module or component: the image's own
+//! (`bootstrap.cwasm` beside `bootstrap.wasm`, made by `aws-custom-runtime compile`), else
+//! the module cache (`WASM_CACHE_DIR`, keyed by the wasm bytes' hash and the engine), else
+//! a fresh compilation, written to the cache. Every artifact read from disk passes
+//! `artifact::read_verified` first; one that does not is logged and treated as a miss.
+//!
+//! The entry points take the wasm bytes and the engine: [`load`] for a core module,
+//! [`load_component`] for a component (wasi:http or Lambda), [`artifact`] for the verified
+//! serialized bytes of either (the caller deserialises them with the matching wasmtime type).
+//! This is the only cache: core modules and both kinds of component go through it.
 
-use std::hash::{Hash, Hasher};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
+
+use super::artifact;
 
 /// Where the module came from, for the log and the tests.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Source {
+    /// The precompiled artifact shipped beside the module.
+    Precompiled(PathBuf),
     Cache(PathBuf),
-    Compiled { cached_at: Option<PathBuf> },
+    Compiled {
+        cached_at: Option<PathBuf>,
+    },
 }
 
-/// What the cache holds: a core module or a component, compiled for one engine.
-#[allow(unsafe_code)]
-pub trait Artifact: Sized {
-    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
-    fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>>;
-    /// # Safety
-    /// `artifact` must come from [`Artifact::precompile`] of this wasmtime, untampered.
-    unsafe fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Self>;
-    /// # Safety
-    /// As [`Artifact::deserialize`], for the file's contents.
-    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
-}
-
-#[allow(unsafe_code)]
-impl Artifact for Module {
-    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        Module::new(engine, bytes)
-    }
-    fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
-        engine.precompile_module(bytes)
-    }
-    unsafe fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Self> {
-        // SAFETY: passed on to the caller.
-        unsafe { Module::deserialize(engine, artifact) }
-    }
-    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
-        // SAFETY: passed on to the caller.
-        unsafe { Module::deserialize_file(engine, path) }
+impl Source {
+    /// Logs where `what` (a module, a component) came from; the tests read these lines.
+    pub fn log(&self, what: &str) {
+        match self {
+            Source::Precompiled(p) => tracing::info!(
+                "loaded precompiled artifact {}; compilation skipped",
+                p.display()
+            ),
+            Source::Cache(p) => tracing::info!(
+                "loaded precompiled {what} from cache {}; compilation skipped",
+                p.display()
+            ),
+            Source::Compiled { cached_at: Some(p) } => {
+                tracing::info!("precompiled {what} cached at {}", p.display())
+            }
+            Source::Compiled { cached_at: None } => {}
+        }
     }
 }
 
-#[allow(unsafe_code)]
-impl Artifact for Component {
-    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        Component::new(engine, bytes)
-    }
-    fn precompile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
-        engine.precompile_component(bytes)
-    }
-    unsafe fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Self> {
-        // SAFETY: passed on to the caller.
-        unsafe { Component::deserialize(engine, artifact) }
-    }
-    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
-        // SAFETY: passed on to the caller.
-        unsafe { Component::deserialize_file(engine, path) }
-    }
+/// Where to look for an artifact before compiling.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Places<'a> {
+    /// The image's artifact (`bootstrap.cwasm`), if one is expected.
+    pub precompiled: Option<&'a Path>,
+    /// The module cache folder.
+    pub cache_dir: Option<&'a Path>,
 }
 
-/// Loads `bytes` as a module (or component) for `engine`, from `cache_dir` when an artifact
-/// for exactly these bytes and engine settings is there.
-pub fn load<A: Artifact>(
+/// The verified serialized artifact of `bytes` (a core module or a component) for `engine`:
+/// read from one of `places` when one vouches for it, else compiled (and cached).
+pub fn artifact(
     engine: &Engine,
     bytes: &[u8],
-    cache_dir: Option<&Path>,
-) -> anyhow::Result<(A, Source)> {
-    let Some(dir) = cache_dir.and_then(|d| usable_dir(d).ok().map(|()| d)) else {
-        let module = compile(engine, bytes)?;
-        return Ok((module, Source::Compiled { cached_at: None }));
-    };
-    let path = dir.join(format!("{}.cwasm", key(engine, bytes)));
-    if path.is_file() && private_file(&path) {
-        match deserialize(engine, &path) {
-            Ok(module) => return Ok((module, Source::Cache(path))),
-            Err(e) => tracing::warn!("ignoring cached module {}: {e:#}", path.display()),
+    places: Places<'_>,
+) -> anyhow::Result<(Vec<u8>, Source)> {
+    if let Some(path) = places.precompiled.filter(|p| p.exists()) {
+        match trusted_file(path, false)
+            .and_then(|()| Ok(artifact::read_verified(engine, bytes, path)?))
+        {
+            Ok(a) => return Ok((a, Source::Precompiled(path.to_path_buf()))),
+            Err(e) => tracing::warn!(
+                "not using the precompiled artifact {}: {e:#}; compiling instead",
+                path.display()
+            ),
         }
     }
-    let started = Instant::now();
-    let artifact = A::precompile(engine, bytes)
-        .map_err(anyhow::Error::from)
-        .context("cannot compile bootstrap.wasm")?;
-    tracing::info!("compiled bootstrap.wasm in {:?}", started.elapsed());
-    match store(&path, &artifact) {
-        Ok(()) => match deserialize(engine, &path) {
-            Ok(module) => Ok((
-                module,
-                Source::Compiled {
-                    cached_at: Some(path),
-                },
-            )),
-            Err(e) => Err(e.context("cannot load the module just compiled")),
-        },
-        Err(e) => {
-            tracing::warn!("cannot write the module cache at {}: {e:#}", path.display());
-            // SAFETY: the artifact was produced by this engine a moment ago, in memory.
+    let cache = places
+        .cache_dir
+        .filter(|d| usable_dir(d).is_ok())
+        .map(|d| d.join(format!("{}.cwasm", key(engine, bytes))));
+    if let Some(path) = cache.as_deref().filter(|p| p.exists()) {
+        match trusted_file(path, true)
+            .and_then(|()| Ok(artifact::read_verified(engine, bytes, path)?))
+        {
+            Ok(a) => return Ok((a, Source::Cache(path.to_path_buf()))),
+            Err(e) => tracing::warn!(
+                "cache miss: ignoring cached artifact {}: {e:#}",
+                path.display()
+            ),
+        }
+    }
+    let compiled = precompile(engine, bytes)?;
+    let cached_at =
+        cache.and_then(
+            |path| match artifact::write(engine, bytes, &compiled, &path, 0o600) {
+                Ok(()) => Some(path),
+                Err(e) => {
+                    tracing::warn!("cannot write the module cache at {}: {e:#}", path.display());
+                    None
+                }
+            },
+        );
+    Ok((compiled, Source::Compiled { cached_at }))
+}
+
+/// A core module for `engine` (see [`artifact`]).
+pub fn load(engine: &Engine, bytes: &[u8], places: Places<'_>) -> anyhow::Result<(Module, Source)> {
+    let (bytes_out, source) = artifact(engine, bytes, places)?;
+    // SAFETY: the bytes were compiled by this engine a moment ago, or read from a private
+    // file whose record says this engine made them from exactly `bytes`, and their digest
+    // matched (`artifact::read_verified`).
+    #[allow(unsafe_code)]
+    match unsafe { Module::deserialize(engine, &bytes_out) } {
+        Ok(m) => Ok((m, source)),
+        Err(e) if !matches!(source, Source::Compiled { .. }) => {
+            tracing::warn!("cannot load the artifact ({e:#}); compiling instead");
+            let compiled = precompile(engine, bytes)?;
             #[allow(unsafe_code)]
-            let module = unsafe { A::deserialize(engine, &artifact) }?;
+            let module = unsafe { Module::deserialize(engine, &compiled) }?;
             Ok((module, Source::Compiled { cached_at: None }))
         }
+        Err(e) => Err(anyhow::Error::from(e).context("cannot load the module just compiled")),
     }
 }
 
-fn compile<A: Artifact>(engine: &Engine, bytes: &[u8]) -> anyhow::Result<A> {
+/// A component for `engine` (see [`artifact`]).
+pub fn load_component(
+    engine: &Engine,
+    bytes: &[u8],
+    places: Places<'_>,
+) -> anyhow::Result<(Component, Source)> {
+    let (bytes_out, source) = artifact(engine, bytes, places)?;
+    // SAFETY: as in `load`.
+    #[allow(unsafe_code)]
+    match unsafe { Component::deserialize(engine, &bytes_out) } {
+        Ok(c) => Ok((c, source)),
+        Err(e) if !matches!(source, Source::Compiled { .. }) => {
+            tracing::warn!("cannot load the artifact ({e:#}); compiling instead");
+            let compiled = precompile(engine, bytes)?;
+            #[allow(unsafe_code)]
+            let component = unsafe { Component::deserialize(engine, &compiled) }?;
+            Ok((component, Source::Compiled { cached_at: None }))
+        }
+        Err(e) => Err(anyhow::Error::from(e).context("cannot load the component just compiled")),
+    }
+}
+
+/// Compiles `bytes`, a core module or a component (told apart by the wasm header's layer
+/// field), to a serialized artifact for `engine`.
+pub fn precompile(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     let started = Instant::now();
-    let module = A::compile(engine, bytes)
-        .map_err(anyhow::Error::from)
-        .context("cannot compile bootstrap.wasm")?;
-    tracing::info!(
-        "compiled bootstrap.wasm in {:?} (no cache)",
-        started.elapsed()
-    );
-    Ok(module)
+    let compiled = if super::lambda_component::is_component(bytes) {
+        engine.precompile_component(bytes)
+    } else {
+        engine.precompile_module(bytes)
+    }
+    .map_err(anyhow::Error::from)
+    .context("cannot compile bootstrap.wasm")?;
+    tracing::info!("compiled bootstrap.wasm in {:?}", started.elapsed());
+    Ok(compiled)
 }
 
-/// Hex SHA-256 of the module bytes and of everything in the engine that makes an artifact
-/// incompatible (wasmtime version, target, settings).
-pub(crate) fn key(engine: &Engine, bytes: &[u8]) -> String {
-    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine
-        .precompile_compatibility_hash()
-        .hash(&mut engine_hash);
-    let mut h = Sha256::new();
-    h.update(bytes);
-    h.update(engine_hash.finish().to_le_bytes());
-    h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[allow(unsafe_code)]
-fn deserialize<A: Artifact>(engine: &Engine, path: &Path) -> anyhow::Result<A> {
-    // SAFETY: loading native code from a file is only safe if nobody else could have
-    // written it: the cache folder and the file are checked to be this user's and not
-    // writable by anyone else (`usable_dir`, `private_file`), and wasmtime itself refuses
-    // artifacts from another version or settings.
-    Ok(unsafe { A::deserialize_file(engine, path) }?)
+/// The cache file name: hex SHA-256 of the module bytes and the engine key.
+fn key(engine: &Engine, bytes: &[u8]) -> String {
+    let mut both = artifact::digest(bytes);
+    both.push_str(&artifact::engine_key(engine));
+    artifact::digest(both.as_bytes())
 }
 
 /// Creates the folder private to this user, or checks that it is.
-pub(crate) fn usable_dir(dir: &Path) -> anyhow::Result<()> {
+fn usable_dir(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -166,16 +190,31 @@ pub(crate) fn usable_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn private_file(path: &Path) -> bool {
-    std::fs::metadata(path)
-        .is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o022 == 0)
+/// An artifact and its record must be writable by nobody but their owner, who is this
+/// user (`own`) or, for an image's files, this user or root.
+fn trusted_file(path: &Path, own: bool) -> anyhow::Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    for p in [path.to_path_buf(), artifact::record_path(path)] {
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue; // a missing record is reported by `read_verified`
+        };
+        let owner_ok = meta.uid() == me || (!own && meta.uid() == 0);
+        if !meta.is_file() || !owner_ok || meta.mode() & 0o022 != 0 {
+            anyhow::bail!(
+                "{} must be a file owned by {} and writable by nobody else",
+                p.display(),
+                if own {
+                    "this user"
+                } else {
+                    "this user or root"
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
-/// Writes atomically (temp file + rename) so that a concurrent start never reads half a file.
-pub(crate) fn store(path: &Path, artifact: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, artifact)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+/// The image's artifact for `module`: `bootstrap.cwasm` beside `bootstrap.wasm`.
+pub fn precompiled_path(module: &Path) -> PathBuf {
+    module.with_extension("cwasm")
 }

@@ -112,8 +112,13 @@ impl LambdaComponent {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<LambdaComponent> {
         let engine = engine(settings.perf_map)?;
-        let (component, source) =
-            cache::load::<Component>(&engine, bytes, settings.cache_dir.as_deref())?;
+        let precompiled = cache::precompiled_path(&settings.module);
+        let places = cache::Places {
+            precompiled: Some(&precompiled),
+            cache_dir: settings.cache_dir.as_deref(),
+        };
+        let (component, source) = cache::load_component(&engine, bytes, places)?;
+        source.log("component");
         if !exports_handler(&engine, &component) {
             anyhow::bail!(
                 "bootstrap.wasm is a component but does not export {HANDLER_EXPORT} \
@@ -352,7 +357,7 @@ async fn reset(dispatcher: &Dispatcher, runner: RunnerId) {
 /// The engine of a Lambda component: epoch interruption and copy-on-write memory images.
 /// Instances are allocated on demand: components hold several core instances, memories and
 /// tables each, which the core modules' pool is not sized for.
-fn engine(perf_map: bool) -> anyhow::Result<Engine> {
+pub(super) fn engine(perf_map: bool) -> anyhow::Result<Engine> {
     let mut cfg = wasmtime::Config::new();
     cfg.epoch_interruption(true).memory_init_cow(true);
     if perf_map {

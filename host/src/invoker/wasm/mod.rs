@@ -6,6 +6,7 @@
 //! or another instance.
 
 mod abi;
+mod artifact;
 pub mod cache;
 pub mod engine;
 pub mod http;
@@ -19,9 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use wasmtime::{
-    Engine, InstancePre, Linker, Module, Store, StoreLimitsBuilder, Trap, UpdateDeadline,
-};
+use wasmtime::{Engine, InstancePre, Linker, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -147,6 +146,35 @@ pub struct WasmFunction {
     pub source: cache::Source,
 }
 
+/// Compiles `settings.module` for the engine the host would serve it with and writes the
+/// artifact and its integrity record beside it (`bootstrap.cwasm`, readable by all, as an
+/// image's files are); returns the artifact's path. Used by `aws-custom-runtime compile`.
+/// `slots` is INVOKER_COUNT: it sizes the engine's pool, as when serving. A component gets
+/// the engine it is served with (a wasi:http component's or a Lambda component's).
+pub fn precompile(slots: usize, settings: &WasmSettings) -> anyhow::Result<std::path::PathBuf> {
+    let slots = slots.max(1) as u32;
+    let bytes = std::fs::read(&settings.module)
+        .with_context(|| format!("cannot read {}", settings.module.display()))?;
+    let engine = if !lambda_component::is_component(&bytes) {
+        engine::build(
+            engine::Pool::modules(slots, settings.memory_limit),
+            settings.perf_map,
+        )?
+    } else if exports_http_handler(&bytes) {
+        engine::build(
+            engine::Pool::components(slots, settings.memory_limit),
+            settings.perf_map,
+        )?
+    } else {
+        lambda_component::engine(settings.perf_map)?
+    };
+    let compiled = cache::precompile(&engine, &bytes)?;
+    let path = cache::precompiled_path(&settings.module);
+    artifact::write(&engine, &bytes, &compiled, &path, 0o644)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
 /// Marks the error the epoch callback raises at the deadline.
 #[derive(Debug)]
 struct DeadlineExceeded;
@@ -174,18 +202,13 @@ impl WasmFunction {
         )?;
         let bytes = std::fs::read(&settings.module)
             .with_context(|| format!("cannot read {}", settings.module.display()))?;
-        let (module, source) =
-            cache::load::<Module>(&engine, &bytes, settings.cache_dir.as_deref())?;
-        match &source {
-            cache::Source::Cache(p) => tracing::info!(
-                "loaded precompiled module from cache {}; compilation skipped",
-                p.display()
-            ),
-            cache::Source::Compiled { cached_at: Some(p) } => {
-                tracing::info!("precompiled module cached at {}", p.display())
-            }
-            cache::Source::Compiled { cached_at: None } => {}
-        }
+        let precompiled = cache::precompiled_path(&settings.module);
+        let places = cache::Places {
+            precompiled: Some(&precompiled),
+            cache_dir: settings.cache_dir.as_deref(),
+        };
+        let (module, source) = cache::load(&engine, &bytes, places)?;
+        source.log("module");
         let kind = if module.imports().any(|i| i.module() == abi::MODULE) {
             GuestKind::Sdk
         } else {

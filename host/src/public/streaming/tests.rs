@@ -30,6 +30,7 @@ fn public() -> Arc<Public> {
         uploads: Semaphore::new(upload_slots(8)),
         wrapper: Wrapper::new(WrapperKind::Passthrough),
         sink: None,
+        ce_overrides: None,
         metrics: Arc::new(Metrics::new(&labels)),
         tenancy: Default::default(),
         request_head: false,

@@ -1,13 +1,12 @@
 //! Serves a `bootstrap.wasm` component that exports `wasi:http/incoming-handler` 0.2: each
 //! invocation's public request becomes the component's incoming request, its outgoing
-//! response the reply. The component is compiled (or loaded from `WASM_CACHE_DIR`) and
+//! response the reply. The component is compiled (or loaded from its `bootstrap.cwasm` or `WASM_CACHE_DIR`) and
 //! pre-linked once; every request gets a fresh instance in its own store and sandbox: the
 //! memory cap, the deadline (epoch and timer), a read-only task folder, only the Lambda
 //! environment, no sockets, and outgoing HTTP only to `WASM_ALLOWED_OUTBOUND_HOSTS`
 //! (`outgoing.rs`). Invocations come from the Dispatcher like any other function's, one per
 //! instance slot (`INVOKER_COUNT`); nothing here talks to the public endpoint.
 
-mod cache;
 mod outgoing;
 mod serve;
 
@@ -117,17 +116,15 @@ impl HttpFunction {
         let engine = engine::build(pool, settings.perf_map)?;
         let bytes = std::fs::read(&settings.module)
             .with_context(|| format!("cannot read {}", settings.module.display()))?;
-        let (component, source) = cache::load(&engine, &bytes, settings.cache_dir.as_deref())?;
-        match &source {
-            super::cache::Source::Cache(p) => tracing::info!(
-                "loaded precompiled component from cache {}; compilation skipped",
-                p.display()
-            ),
-            super::cache::Source::Compiled { cached_at: Some(p) } => {
-                tracing::info!("precompiled component cached at {}", p.display())
-            }
-            super::cache::Source::Compiled { cached_at: None } => {}
-        }
+        // The one cache of every wasm kind: the image's bootstrap.cwasm (from `compile`),
+        // then WASM_CACHE_DIR, each verified against its integrity record.
+        let precompiled = super::cache::precompiled_path(&settings.module);
+        let places = super::cache::Places {
+            precompiled: Some(&precompiled),
+            cache_dir: settings.cache_dir.as_deref(),
+        };
+        let (component, source) = super::cache::load_component(&engine, &bytes, places)?;
+        source.log("component");
         check_exports(&engine, &component)?;
         let mut linker = Linker::<State>::new(&engine);
         // The whole of WASI 0.2 (as `wasmtime serve -Scli`): componentize-py and jco
