@@ -27,6 +27,14 @@ impl Scratch {
         Ok(scratch)
     }
 
+    /// No folder at all, where the host can make none (a read-only root file system without
+    /// a writable temp folder): the guest then has no `/tmp`, and metering finds nothing.
+    pub fn none() -> Scratch {
+        Scratch {
+            path: std::path::PathBuf::new(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

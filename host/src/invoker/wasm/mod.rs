@@ -510,7 +510,11 @@ impl WasmFunction {
         // the wrapped imports need their originals.
         let meter = match scratch {
             Some(s) => s.clone(),
-            None => Arc::new(Scratch::create(&format!("wasm-{runner}-fallback"))?),
+            // Nowhere to write (a read-only root file system): no /tmp, the guest still runs.
+            None => Arc::new(
+                Scratch::create(&format!("wasm-{runner}-fallback"))
+                    .unwrap_or_else(|_| Scratch::none()),
+            ),
         };
         tmp::install(&mut store, meter, self.tmp_limit);
         store.limiter(|g| &mut g.limits);
