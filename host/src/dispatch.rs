@@ -212,44 +212,58 @@ impl Dispatcher {
                 // Only when the dispatcher is being dropped: nothing will ever come.
                 return std::future::pending().await;
             };
-            let Queued {
+            if let Some(handed) = self.hand_out(runner, gate, slot, queued) {
+                return handed;
+            }
+        }
+    }
+
+    /// Hands `queued` to `runner` in a fresh delivery, unless its caller is gone (dropped),
+    /// its deadline passed (answered) or the runner's gate closed meanwhile (requeued).
+    fn hand_out(
+        &self,
+        runner: RunnerId,
+        gate: &watch::Sender<Gate>,
+        slot: OwnedSemaphorePermit,
+        queued: Queued,
+    ) -> Option<(Invocation, Arc<str>)> {
+        let Queued {
+            invocation,
+            reply,
+            ttl,
+        } = queued;
+        // Checked under the lock that `expire` takes, so a caller that gives up either
+        // sees the invocation in flight or the runner sees the caller gone.
+        let mut inflight = self.lock();
+        if reply.is_closed() {
+            return None;
+        }
+        if invocation.deadline <= Instant::now() {
+            drop(inflight);
+            let _ = reply.send(Outcome::Failed(InvocationError::Timeout(ttl)));
+            return None;
+        }
+        // The gate closed while this poll waited: the invocation goes back (to the end
+        // of the queue, the one place a channel offers).
+        if !gate.send_if_modified(Gate::take) {
+            drop(inflight);
+            self.push(Queued {
                 invocation,
                 reply,
                 ttl,
-            } = queued;
-            // Checked under the lock that `expire` takes, so a caller that gives up either
-            // sees the invocation in flight or the runner sees the caller gone.
-            let mut inflight = self.lock();
-            if reply.is_closed() {
-                continue;
-            }
-            if invocation.deadline <= Instant::now() {
-                drop(inflight);
-                let _ = reply.send(Outcome::Failed(InvocationError::Timeout(ttl)));
-                continue;
-            }
-            // The gate closed while this poll waited: the invocation goes back (to the end
-            // of the queue, the one place a channel offers).
-            if !gate.send_if_modified(Gate::take) {
-                drop(inflight);
-                self.push(Queued {
-                    invocation,
-                    reply,
-                    ttl,
-                });
-                continue;
-            }
-            let delivery: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
-            let held = InFlight {
-                runner,
-                reply,
-                ttl,
-                delivery: delivery.clone(),
-                _slot: slot,
-            };
-            inflight.insert(invocation.id.clone(), held);
-            return (invocation, delivery);
+            });
+            return None;
         }
+        let delivery: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+        let held = InFlight {
+            runner,
+            reply,
+            ttl,
+            delivery: delivery.clone(),
+            _slot: slot,
+        };
+        inflight.insert(invocation.id.clone(), held);
+        Some((invocation, delivery))
     }
 
     /// Ends an in-flight invocation with the function's outcome.

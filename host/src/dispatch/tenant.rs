@@ -6,11 +6,10 @@
 //! ([`Dispatcher::env_started`]), and only then may the mailbox be taken. No I/O.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::{Dispatcher, Gate, InFlight, Invocation, InvocationError, Outcome, Queued, RunnerId};
+use super::{Dispatcher, Invocation, InvocationError, Outcome, Queued, RunnerId};
 use crate::tenancy::scheduler::{Action, Choice, Scheduler};
 use crate::tenancy::stats::Stats;
 use crate::tenancy::{Policy, TenantId};
@@ -132,44 +131,13 @@ impl Dispatcher {
                 (s.take(runner), actions)
             };
             t.perform(actions);
-            let Some(Queued {
-                invocation,
-                reply,
-                ttl,
-            }) = item
-            else {
+            let Some(queued) = item else {
                 notified.await;
                 continue;
             };
-            // The same checks as the shared queue's, under the lock `expire` takes.
-            let mut inflight = self.lock();
-            if reply.is_closed() {
-                continue;
+            if let Some(handed) = self.hand_out(runner, gate, slot, queued) {
+                return handed;
             }
-            if invocation.deadline <= Instant::now() {
-                drop(inflight);
-                let _ = reply.send(Outcome::Failed(InvocationError::Timeout(ttl)));
-                continue;
-            }
-            if !gate.send_if_modified(Gate::take) {
-                drop(inflight);
-                self.push(Queued {
-                    invocation,
-                    reply,
-                    ttl,
-                });
-                continue;
-            }
-            let delivery: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
-            let held = InFlight {
-                runner,
-                reply,
-                ttl,
-                delivery: delivery.clone(),
-                _slot: slot,
-            };
-            inflight.insert(invocation.id.clone(), held);
-            return (invocation, delivery);
         }
     }
 
