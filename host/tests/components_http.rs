@@ -373,3 +373,38 @@ async fn k_sink_still_receives_a_components_reply() {
     assert_eq!(&seen[0].1[..], b"status set");
     stop.cancel();
 }
+
+#[tokio::test]
+async fn with_tenant_isolation_every_tenant_is_served_and_switches_reset_the_slot() {
+    let dir = function("rust-http");
+    let host = start(&dir, &[("TENANT_ISOLATION_MODE", "PER_TENANT")]);
+    // Five tenants in turn over two instance slots: most calls need a switch first.
+    for round in 0..3 {
+        for t in 0..5 {
+            let r = host
+                .client
+                .post(host.url(&format!("/t/{t}")))
+                .header("X-Amz-Tenant-Id", format!("tenant-{t}"))
+                .body(format!("round {round}"))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            assert_eq!(status, 200, "tenant-{t}: {text}\n{}", host.logs());
+            assert!(text.starts_with(&format!("POST /t/{t}\n")), "{text}");
+            assert!(text.ends_with(&format!("round {round}")), "{text}");
+        }
+    }
+    let metrics = host.metrics().await;
+    let switches = common::tenants::counter(&metrics, "aws_custom_runtime_tenant_switches_total{");
+    assert!(switches >= 10, "{switches} switches:\n{metrics}");
+    let r = host
+        .client
+        .post(host.url("/"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a call without a tenant is refused");
+}

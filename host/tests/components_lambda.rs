@@ -1,7 +1,7 @@
 //! Lambda components (guest-sdk/wit, world `lambda:function/lambda-function`) through the
 //! public endpoint of the real binary: a Rust function built with the SDK for
 //! `wasm32-wasip2` (wit-bindgen) and a Python one built with componentize-py, under every
-//! wrapper and in both isolation modes; function errors, the context fields, traps, deadlines,
+//! wrapper, in both isolation modes and with tenant isolation; function errors, the context fields, traps, deadlines,
 //! memory caps, a failed initialisation, the sandbox, outgoing HTTP denied; and the
 //! JavaScript example (jco). `make functions` builds them all (tests/guests `lambda-echo`,
 //! `guest-probe` and `init-error-probe` for wasm32-wasip2, example/python-lambda,
@@ -317,6 +317,70 @@ async fn the_javascript_example_serves_echoes_errors_and_context() {
         assert!(
             body["deadline_ms"].as_u64().is_some_and(|d| d > now_ms()),
             "{mode}"
+        );
+    }
+}
+
+/// Invokes `event` as `tenant` (no header when `None`).
+async fn invoke_as(host: &Host, tenant: Option<&str>, event: Value) -> (u16, Value) {
+    let mut req = host.client.post(host.url("/")).body(event.to_string());
+    if let Some(t) = tenant {
+        req = req.header("X-Amz-Tenant-Id", t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn with_tenant_isolation_an_instance_serves_one_tenant_and_stays_warm_for_it() {
+    for (lang, component) in functions() {
+        let (host, _dir) = start(
+            &component,
+            "loop",
+            &[
+                ("TENANT_ISOLATION_MODE", "PER_TENANT"),
+                ("INVOKER_COUNT", "2"),
+            ],
+        );
+        // Three tenants over two instances: switches happen, and each tenant's count (the
+        // instance's invocations) goes up by one per call on a warm instance or starts at 1
+        // on a new one. Another tenant's call in between would show as a jump.
+        let order = ["a", "a", "b", "b", "a", "c", "b", "c", "a", "a", "c", "b"];
+        let mut last: std::collections::HashMap<&str, u64> = Default::default();
+        let mut warm = 0;
+        for tenant in order {
+            let (status, body) = invoke_as(&host, Some(tenant), json!({"op": "count"})).await;
+            assert_eq!(status, 200, "{lang} {tenant}: {body}\n{}", host.logs());
+            let count = body["count"].as_u64().unwrap();
+            let before = last.insert(tenant, count);
+            match before {
+                Some(n) if count == n + 1 => warm += 1,
+                _ => assert_eq!(
+                    count, 1,
+                    "{lang}: tenant {tenant} got an instance another tenant used ({body}, \
+                     its last count {before:?})"
+                ),
+            }
+        }
+        assert!(
+            warm >= 2,
+            "{lang}: a tenant's calls in a row land warm ({warm})"
+        );
+        for tenant in ["a", "b", "c"] {
+            let (status, body) = invoke_as(&host, Some(tenant), json!({"op": "context"})).await;
+            assert_eq!(status, 200, "{lang}: {body}");
+            assert_eq!(body["tenant_id"], tenant, "{lang}: {body}");
+        }
+        let (status, body) = invoke_as(&host, None, json!({"op": "count"})).await;
+        assert_eq!(status, 400, "{lang}: {body}");
+        assert_eq!(
+            body["errorType"], "InvalidParameterValueException",
+            "{lang}"
         );
     }
 }

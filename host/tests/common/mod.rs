@@ -217,6 +217,12 @@ impl Host {
         format!("http://127.0.0.1:{port}/metrics")
     }
 
+    /// The metrics text, as Prometheus scrapes it.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.metrics_url()).send().await;
+        r.unwrap().text().await.unwrap()
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])

@@ -171,10 +171,14 @@ impl LambdaComponent {
         let dispatcher = self.shared.dispatcher.clone();
         let mut live: Option<Live> = None;
         let mut backoff = Duration::ZERO;
+        dispatcher.env_started(runner);
         loop {
-            let inv = tokio::select! {
-                inv = dispatcher.next(runner) => inv,
-                _ = stop.cancelled() => return,
+            // Another tenant gets a new instance.
+            let switched = || live = None;
+            let Some(inv) =
+                super::next_invocation(&dispatcher, runner, &self.metrics, &stop, switched).await
+            else {
+                return;
             };
             let started = Instant::now();
             let result = tokio::select! {
@@ -214,6 +218,8 @@ impl LambdaComponent {
                     if matches!(failure, Failure::Call(Ended::Stopped)) {
                         return;
                     }
+                    // The next instance is a new environment, bound to no tenant yet.
+                    dispatcher.env_started(runner);
                     backoff = backoff_after(backoff, started.elapsed(), served);
                     if !pause(backoff, &stop).await {
                         return;

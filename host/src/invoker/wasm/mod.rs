@@ -320,17 +320,12 @@ impl WasmFunction {
         tmp::clear(&scratch, runner);
         dispatcher.env_started(runner);
         loop {
-            let inv = tokio::select! {
-                inv = dispatcher.next(runner) => inv,
-                // Between invocations the environment is only its /tmp.
-                _ = dispatcher.switch_signal(runner) => {
-                    tmp::clear(&scratch, runner);
-                    self.metrics.envs.reset(crate::tenancy::stats::ResetCause::TenantSwitch);
-                    tracing::info!(instance = runner, "{}", Ended::Switched.describe());
-                    dispatcher.env_started(runner);
-                    continue;
-                }
-                _ = stop.cancelled() => return,
+            // Between invocations the environment is only its /tmp.
+            let switched = || tmp::clear(&scratch, runner);
+            let Some(inv) =
+                next_invocation(&dispatcher, runner, &self.metrics, &stop, switched).await
+            else {
+                return;
             };
             if self.isolation == Isolation::Invocation {
                 tmp::clear(&scratch, runner);
@@ -524,6 +519,31 @@ impl WasmFunction {
             _ => Ok(UpdateDeadline::Yield(1)),
         });
         Ok(store)
+    }
+}
+
+/// The next invocation for instance slot `runner` (one that keeps nothing between
+/// invocations but what `reset` drops); `None` once `stop` is cancelled. A tenant switch asked
+/// while it waits resets the slot's environment first: `reset` drops what the last tenant
+/// left (its instance, its /tmp), then the Dispatcher learns that the slot is clean.
+pub(super) async fn next_invocation(
+    dispatcher: &Dispatcher,
+    runner: RunnerId,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+    mut reset: impl FnMut(),
+) -> Option<crate::dispatch::Invocation> {
+    loop {
+        tokio::select! {
+            inv = dispatcher.next(runner) => return Some(inv),
+            _ = dispatcher.switch_signal(runner) => {
+                reset();
+                metrics.envs.reset(crate::tenancy::stats::ResetCause::TenantSwitch);
+                tracing::info!(instance = runner, "{}", Ended::Switched.describe());
+                dispatcher.env_started(runner);
+            }
+            _ = stop.cancelled() => return None,
+        }
     }
 }
 

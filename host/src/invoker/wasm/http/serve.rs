@@ -23,10 +23,19 @@ impl HttpFunction {
     /// Serves invocations on instance slot `runner` until `stop`.
     pub async fn run(self: Arc<Self>, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.dispatcher.clone();
+        // Every request gets a fresh instance: between requests the slot keeps nothing a
+        // tenant switch would have to drop.
+        dispatcher.env_started(runner);
         loop {
-            let inv = tokio::select! {
-                inv = dispatcher.next(runner) => inv,
-                _ = stop.cancelled() => return,
+            let next = crate::invoker::wasm::next_invocation(
+                &dispatcher,
+                runner,
+                &self.metrics,
+                &stop,
+                || {},
+            );
+            let Some(inv) = next.await else {
+                return;
             };
             tokio::select! {
                 () = self.serve(runner, inv) => {}
