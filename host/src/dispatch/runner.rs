@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use super::{Dispatcher, InvocationError, Outcome, RunnerId};
 use crate::lambda_error::{Diagnostic, MAX_LOGGED, clip};
@@ -41,6 +41,8 @@ pub(super) struct Runners {
     lives: Mutex<Vec<Life>>,
     /// Per runner, one permit per invocation it may hold (`AWS_LAMBDA_MAX_CONCURRENCY`).
     slots: Box<[Arc<Semaphore>]>,
+    /// Per runner: it reported an init error (the supervisor ends a life that lingers).
+    reported: Box<[Notify]>,
 }
 
 impl Runners {
@@ -56,6 +58,7 @@ impl Runners {
             slots: (0..runners)
                 .map(|_| Arc::new(Semaphore::new(max_concurrency.max(1))))
                 .collect(),
+            reported: (0..runners).map(|_| Notify::new()).collect(),
         }
     }
 
@@ -116,6 +119,7 @@ impl Runners {
             l.reported = Some(diag.clone());
             l.state = RunnerState::FailedInit(diag);
         });
+        self.reported[runner.min(self.reported.len() - 1)].notify_one();
         self.none_can_work()
     }
 
@@ -188,6 +192,22 @@ impl Dispatcher {
         Some(init_error)
     }
 
+    /// Resolves once the current life of `runner` has reported an init error (it should
+    /// exit then; its supervisor ends it if it does not).
+    pub async fn init_reported(&self, runner: RunnerId) {
+        let signal = &self.runners.reported[runner.min(self.runners.reported.len() - 1)];
+        loop {
+            let notified = signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // A signal left from an earlier life is no report of this one.
+            if self.runners.with(runner, |l| l.reported.is_some()) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Where `runner` is in its life.
     pub fn runner_state(&self, runner: RunnerId) -> RunnerState {
         self.runners.state(runner)
@@ -195,9 +215,15 @@ impl Dispatcher {
 
     /// Answers every queued invocation with `init_error` (no runner can take them).
     pub(super) fn fail_queued(&self, init_error: &Arc<Diagnostic>) {
-        while let Ok(queued) = self.rx.try_recv() {
+        let fail = |queued: super::Queued| {
             let error = InvocationError::InitError(init_error.clone());
             let _ = queued.reply.send(Outcome::Failed(error));
+        };
+        while let Ok(queued) = self.rx.try_recv() {
+            fail(queued);
+        }
+        if let Some(t) = &self.tenancy {
+            t.drain().into_iter().for_each(fail);
         }
     }
 }

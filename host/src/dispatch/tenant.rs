@@ -100,6 +100,11 @@ impl Tenancy {
         self.perform(actions);
     }
 
+    /// Withdraws every pending invocation (every runner is failing init).
+    pub(super) fn drain(&self) -> Vec<Queued> {
+        self.lock().drain()
+    }
+
     pub(super) fn queued(&self) -> usize {
         self.lock().queued()
     }

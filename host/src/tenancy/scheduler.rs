@@ -167,8 +167,39 @@ impl<T> Scheduler<T> {
         if e.state != EnvState::Assigned {
             return None;
         }
-        e.state = EnvState::Busy;
-        e.mailbox.take()
+        let item = e.mailbox.take();
+        // Its invocation was withdrawn while it was being reset ([`Scheduler::drain`]).
+        e.state = if item.is_some() {
+            EnvState::Busy
+        } else {
+            EnvState::Idle
+        };
+        item
+    }
+
+    /// Withdraws every pending invocation, queued or waiting in a mailbox (no environment
+    /// can take work: they are all failing init). An environment being reset for another
+    /// tenant still is reset: it stays bound to the new tenant and takes nothing after it.
+    pub fn drain(&mut self) -> Vec<T> {
+        let mut out: Vec<T> = Vec::with_capacity(self.queued);
+        self.ring.clear();
+        for (_, q) in self.queues.drain() {
+            out.extend(q);
+        }
+        self.queued = 0;
+        for i in 0..self.envs.len() {
+            let Some(item) = self.envs[i].mailbox.take() else {
+                continue;
+            };
+            out.push(item);
+            let e = &mut self.envs[i];
+            if e.state == EnvState::Assigned {
+                e.state = EnvState::Idle;
+            }
+            let tenant = e.tenant.clone();
+            self.release(tenant.as_ref());
+        }
+        out
     }
 
     /// The environment was (re)started: a new process or instance, its scratch emptied. One

@@ -266,3 +266,31 @@ fn stats_are_bounded_and_keep_every_count() {
     assert!(out.contains("tenant=\"t0\"} 2"), "{out}");
     assert!(out.contains("aws_custom_runtime_env_warm_hit_ratio"));
 }
+
+#[test]
+fn drain_withdraws_every_pending_invocation_and_a_reset_still_happens() {
+    let mut s = sched(2, 2, 10);
+    push(&mut s, "a", 1);
+    push(&mut s, "b", 2);
+    serve(&mut s, 0);
+    serve(&mut s, 1);
+    // c takes env 0 after a reset; d waits in its queue.
+    assert_eq!(push(&mut s, "c", 3), vec![Action::Reset(0)]);
+    push(&mut s, "b", 4);
+    push(&mut s, "d", 5);
+    let mut drained = s.drain();
+    drained.sort();
+    assert_eq!(drained, vec![3, 4, 5]);
+    assert_eq!(s.queued(), 0);
+    // The switch goes on: env 0 still waits for its reset, then takes nothing.
+    assert!(s.must_reset(0));
+    s.started(0);
+    assert_eq!(s.take(0), None);
+    assert_eq!(s.state_of(0), Some(EnvState::Idle));
+    assert_eq!(s.tenant_of(0), Some(&t("c")));
+    // Every slot was given back: new work flows, b's to its warm environment.
+    assert_eq!(push(&mut s, "b", 6), vec![Action::Deliver(1)]);
+    assert_eq!(serve(&mut s, 1), Some(6));
+    assert_eq!(push(&mut s, "c", 7), vec![Action::Deliver(0)]);
+    assert_eq!(serve(&mut s, 0), Some(7));
+}

@@ -165,3 +165,46 @@ async fn an_external_runtime_that_reported_an_init_error_recovers_when_it_polls_
     d.complete(&inv.id, ok()).unwrap();
     assert!(matches!(t.outcome().await.0, Outcome::Response { .. }));
 }
+
+#[tokio::test]
+async fn per_tenant_invocations_get_the_init_error_at_once_too() {
+    use crate::tenancy::{Policy, TenancyMode, TenantId};
+    let policy = Policy {
+        mode: TenancyMode::PerTenant,
+        max_concurrency: 1,
+        queue_share: 8,
+        ..Policy::default()
+    };
+    let d = Dispatcher::with_tenancy(2, 8, &policy, Default::default());
+    let of = |tenant: &str| Event {
+        tenant_id: Some(TenantId::parse(tenant).unwrap()),
+        ..event()
+    };
+    // Both environments bound and idle: a's next invocation waits in env 0's mailbox
+    // while a's and b's further ones wait in their queues.
+    let a = d.enqueue(d.admit().unwrap(), of("a"), TTL);
+    let b = d.enqueue(d.admit().unwrap(), of("b"), TTL);
+    let ia = d.next(0).await;
+    let ib = d.next(1).await;
+    d.complete(&ia.id, ok()).unwrap();
+    d.complete(&ib.id, ok()).unwrap();
+    let _ = (a.outcome().await, b.outcome().await);
+    become_ready(&d, 0).await;
+    let waiting: Vec<Ticket> = ["a", "a", "b", "c"]
+        .into_iter()
+        .map(|t| d.enqueue(d.admit().unwrap(), of(t), TTL))
+        .collect();
+    assert!(d.queued() >= 3, "{} queued", d.queued());
+    d.runner_started(0);
+    d.runner_started(1);
+    d.init_error(0, diag("Runtime.Custom", "bad config"));
+    let e = d.runner_ended(1, || diag("Runtime.ExitError", "exit status 1"));
+    assert!(e.is_some());
+    for t in waiting {
+        let got = tokio::time::timeout(Duration::from_secs(1), t.outcome())
+            .await
+            .expect("answered at once, not at the deadline");
+        assert_eq!(init_error_of(got.0).error_message, "bad config");
+    }
+    assert_eq!(d.queued(), 0);
+}
