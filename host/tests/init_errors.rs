@@ -77,18 +77,41 @@ fn node() -> Option<Dialect> {
     })
 }
 
-fn bash() -> Dialect {
-    let handler = "[ -e \"$LAMBDA_TASK_ROOT/init-fail\" ] && return 1\n\
-                   handler() { cat >/dev/null; printf '{\"ok\":true,\"pid\":%s}' $$; }\n";
+/// A bash function whose handler file is `handler`, failing init with `error_type`.
+fn bash_with(handler: &str, error_type: &'static str, message: &'static str) -> Dialect {
     let dir = function_dir(
         &repo_root().join("example/bash/bootstrap"),
         &[("function.sh", handler)],
     );
     Dialect {
         dir,
-        error_type: "Runtime.HandlerNotFound",
-        message: "cannot load handler from",
+        error_type,
+        message,
     }
+}
+
+fn bash() -> Dialect {
+    let handler = "[ -e \"$LAMBDA_TASK_ROOT/init-fail\" ] && return 1\n\
+                   handler() { cat >/dev/null; printf '{\"ok\":true,\"pid\":%s}' $$; }\n";
+    bash_with(
+        handler,
+        "Runtime.HandlerNotFound",
+        "cannot load handler from",
+    )
+}
+
+/// A runtime that reports its init error and then stays alive instead of exiting.
+fn lingering() -> Dialect {
+    let handler = "[ -e \"$LAMBDA_TASK_ROOT/init-fail\" ] && { \
+                   curl -sS -o /dev/null -X POST -d '{\"errorType\":\"Runtime.Lingering\",\
+                   \"errorMessage\":\"config missing, waiting forever\"}' \
+                   \"http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/init/error\"; exec sleep 1000; }\n\
+                   handler() { cat >/dev/null; printf '{\"ok\":true,\"pid\":%s}' $$; }\n";
+    bash_with(
+        handler,
+        "Runtime.Lingering",
+        "config missing, waiting forever",
+    )
 }
 
 fn rust_exit() -> Dialect {
@@ -227,6 +250,11 @@ async fn node_aws_lambda_ric_init_errors_are_served() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bash_init_errors_are_served() {
     served_in_every_phase(bash()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runtime_that_stays_alive_after_its_init_error_is_ended_and_retried() {
+    served_in_every_phase(lingering()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

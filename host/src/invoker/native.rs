@@ -28,6 +28,9 @@ use crate::metrics::Metrics;
 
 /// How often a draining bootstrap is checked for the end of the invocation it holds.
 const DRAIN_CHECK: Duration = Duration::from_millis(5);
+/// How long a bootstrap that reported an init error may take to exit on its own before it
+/// is killed (Lambda ends the environment; a runtime that lingers would never be retried).
+const INIT_ERROR_EXIT: Duration = Duration::from_secs(1);
 
 /// When a bootstrap is replaced although it is healthy (issue: bootstraps that grow).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -210,11 +213,26 @@ async fn watch(
     reset.as_mut().enable();
     let drained = drained(runner, dispatcher, recycle, started);
     tokio::pin!(drained);
+    let lingering = async {
+        dispatcher.init_reported(runner).await;
+        tokio::time::sleep(INIT_ERROR_EXIT).await;
+    };
     let ended = tokio::select! {
         status = child.wait() => match status {
             Ok(s) => return ended_of(&s),
             Err(e) => Ended::HostFailure(format!("cannot wait for the bootstrap: {e}")),
         },
+        _ = lingering => {
+            tracing::warn!(
+                bootstrap = runner,
+                "bootstrap reported an init error and did not exit within {INIT_ERROR_EXIT:?}: killed"
+            );
+            signal_group(pid, Signal::SIGKILL);
+            return match child.wait().await {
+                Ok(s) => ended_of(&s),
+                Err(e) => Ended::HostFailure(format!("cannot wait for the bootstrap: {e}")),
+            };
+        }
         _ = &mut reset => Ended::Reset,
         _ = &mut drained => Ended::Recycled,
         _ = dispatcher.switch_signal(runner) => Ended::Switched,
