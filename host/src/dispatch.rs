@@ -49,6 +49,8 @@ struct InFlight {
     runner: RunnerId,
     reply: oneshot::Sender<Outcome>,
     ttl: Duration,
+    /// When the invocation must have ended.
+    deadline: Instant,
     /// The nonce of this delivery (`Lambda-Runtime-Invocation-Id`).
     delivery: Arc<str>,
     /// One of the runner's concurrency slots, free again when this ends.
@@ -259,6 +261,7 @@ impl Dispatcher {
             runner,
             reply,
             ttl,
+            deadline: invocation.deadline,
             delivery: delivery.clone(),
             _slot: slot,
         };
@@ -304,6 +307,20 @@ impl Dispatcher {
             }
             _ => None,
         }
+    }
+
+    /// The deadline of `id`, if `runner` holds it now.
+    pub fn deadline_held(&self, runner: RunnerId, id: &str) -> Option<Instant> {
+        self.lock()
+            .get(id)
+            .filter(|f| f.runner == runner)
+            .map(|f| f.deadline)
+    }
+
+    /// Resets `runner` as at a deadline: its supervisor kills it and starts it again. For a
+    /// runner still sending a stream past its invocation's deadline.
+    pub fn reset(&self, runner: RunnerId) {
+        self.reset_signal(runner).notify_waiters();
     }
 
     /// Whether `runner` holds `id` now.

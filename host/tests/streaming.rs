@@ -361,9 +361,19 @@ async fn the_deadline_covers_the_whole_stream() {
     std::fs::write(&signal, b"go").unwrap();
     host.wait_log("response stream cut", Duration::from_secs(10));
     assert!(metric(&host, "aws_custom_runtime_deadlines_total").await >= 1);
-    // The runtime was answered (or restarted): the next invocation is served.
+    // As AWS resets an environment whose invocation timed out: the runtime is restarted.
+    host.wait_log(
+        "the response stream passed the invocation's deadline: the runtime is reset",
+        Duration::from_secs(10),
+    );
+    host.wait_log("bootstrap reset", Duration::from_secs(10));
+    // And the new one serves the next invocation.
     let r = host.post("/", json!({"chunks": 1}).to_string()).await;
     assert_eq!(rest(r).await.unwrap(), b"chunk 0\n");
+    assert_eq!(
+        metric(&host, "aws_custom_runtime_bootstrap_restarts_total").await,
+        1
+    );
 }
 
 #[tokio::test]

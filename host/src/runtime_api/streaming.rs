@@ -235,6 +235,12 @@ impl RuntimeApi {
                 break rest;
             }
         };
+        // From its first byte the stream belongs to the invocation: its deadline covers the
+        // rest of the upload, and one still running then resets the runtime, as AWS does.
+        let deadline = self.dispatcher.deadline_held(runner, id);
+        if let Some(d) = deadline {
+            upload.deadline = upload.deadline.min(d.into());
+        }
         let (writer, body) = stream::channel(stream::CAPACITY, self.streaming_limit);
         let streamed = Streamed {
             head,
@@ -253,10 +259,20 @@ impl RuntimeApi {
         {
             return e.into_reply();
         }
-        match writer {
-            Some(writer) => self.forward(id, first, writer, &mut upload).await,
-            None => accepted(),
+        let Some(writer) = writer else {
+            return accepted();
+        };
+        let reply = self.forward(id, first, writer, &mut upload).await;
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) && !reply.status().is_success()
+        {
+            tracing::warn!(
+                bootstrap = runner,
+                request_id = id,
+                "the response stream passed the invocation's deadline: the runtime is reset"
+            );
+            self.dispatcher.reset(runner);
         }
+        reply
     }
 
     /// Sends the rest of the upload to the caller, starting with `first`.
