@@ -5,6 +5,13 @@ ratio to the reference echo server measured in the same round. Builds nothing: t
 Makefile builds the binaries first. Only standard library; Linux only (/proc).
 
 Usage: bench/bench.py [--smoke] [--rounds R] [--duration S] [--profile release|debug]
+                      [--only SCENARIO,...] [--alt HOST_BINARY]
+
+--only and --alt are for a quick A/B look while changing the host: --only runs those
+scenarios (and the reference) and skips tenancy, cold starts and the stream; --alt runs
+every chosen scenario a second time, as `<scenario>-alt`, with another build of the host
+(say, the commit before a change), in the same rounds. Such runs are written under
+target/bench-only, never to bench/results.
 """
 
 import argparse
@@ -207,7 +214,9 @@ class Server:
 class Setup:
     """Binaries, function folders and the environment of every scenario."""
 
-    def __init__(self, profile, workdir):
+    def __init__(self, profile, workdir, alt=None, only=None):
+        self.alt = Path(alt).resolve() if alt else None
+        self.only = only
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
         bins = target / profile
         wasm = target / "wasm32-wasip1" / "release"
@@ -258,11 +267,18 @@ class Setup:
                        env=dict(self.base_env, INVOKER_COUNT="4"))
 
     def scenarios(self):
-        return SCENARIOS + (MUSL_SCENARIOS if self.musl else [])
+        chosen = SCENARIOS + (MUSL_SCENARIOS if self.musl else [])
+        if self.only:
+            chosen = ["reference"] + [s for s in chosen if s in self.only and s != "reference"]
+        if self.alt:
+            chosen += [s + "-alt" for s in chosen if s != "reference"]
+        return chosen
 
     def start(self, scenario, cache_dir=None):
         env = dict(self.base_env, INVOKER_COUNT="4", WASM_CACHE_DIR=str(cache_dir or self.cache))
         host = self.host
+        if scenario.endswith("-alt"):
+            host, scenario = self.alt, scenario.removesuffix("-alt")
         if scenario.endswith("-musl"):
             host, scenario = self.musl, scenario.removesuffix("-musl")
         if scenario == "reference":
@@ -644,12 +660,22 @@ def main():
     ap.add_argument("--profile", default="release", help="cargo profile folder: release, debug")
     ap.add_argument("--cold-repeats", type=int, default=5)
     ap.add_argument("--out", help="folder for the JSON (default bench/results; "
-                                  "smoke: target/bench-smoke)")
+                                  "smoke: target/bench-smoke; --only/--alt: target/bench-only)")
+    ap.add_argument("--only", help="comma-separated scenarios (the reference is always run); "
+                                   "skips tenancy, cold starts and the stream")
+    ap.add_argument("--alt", help="another host binary: each scenario again as <scenario>-alt")
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.duration, args.cold_repeats = 1, 2, 1
+    only = set(args.only.split(",")) if args.only else None
+    if only and only - set(SCENARIOS + MUSL_SCENARIOS):
+        sys.exit(f"bench: unknown scenarios {sorted(only - set(SCENARIOS + MUSL_SCENARIOS))}")
+    if args.alt and not Path(args.alt).is_file():
+        sys.exit(f"bench: --alt {args.alt} is not a file")
+    partial = bool(only or args.alt)
     out_dir = Path(args.out) if args.out else (
-        ROOT / "target" / "bench-smoke" if args.smoke else ROOT / "bench" / "results")
+        ROOT / "target" / "bench-smoke" if args.smoke
+        else ROOT / "target" / "bench-only" if partial else ROOT / "bench" / "results")
 
     ensure_wrk()
     began = time.time()
@@ -658,7 +684,7 @@ def main():
         f"load {info['loadavg'][0]:.2f}; {args.rounds} rounds of {args.duration} s runs")
     failures = []
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
-        setup = Setup(args.profile, work)
+        setup = Setup(args.profile, work, args.alt, only)
         scenarios = setup.scenarios()
         if not setup.musl:
             log(f"no {MUSL} build of the host for this profile: musl scenarios skipped")
@@ -683,28 +709,29 @@ def main():
                     failures.append(f"{scenario} (round {i + 1}): {e}")
                     log(f"  {scenario} FAILED: {e}")
             rounds.append(result)
-        log("tenant isolation")
-        tenancy_results, tenancy_failures = tenancy(setup, args.duration,
-                                                    2 if args.smoke else 20)
-        failures += tenancy_failures
-        log("cold starts")
-        try:
-            cold = cold_starts(setup, args.cold_repeats)
-        except RuntimeError as e:
-            failures.append(f"cold start: {e}")
-            cold = None
-
-        megabytes = 2 if args.smoke else STREAM_MB
-        log(f"a {megabytes} MB response stream")
-        try:
-            stream = measure_stream(setup, megabytes)
-        except (RuntimeError, OSError) as e:
-            failures.append(f"stream: {e}")
-            stream = None
+        tenancy_results, tenancy_failures, cold, stream = None, [], None, None
+        if not partial:
+            log("tenant isolation")
+            tenancy_results, tenancy_failures = tenancy(setup, args.duration,
+                                                        2 if args.smoke else 20)
+            failures += tenancy_failures
+            log("cold starts")
+            try:
+                cold = cold_starts(setup, args.cold_repeats)
+            except RuntimeError as e:
+                failures.append(f"cold start: {e}")
+            megabytes = 2 if args.smoke else STREAM_MB
+            log(f"a {megabytes} MB response stream")
+            try:
+                stream = measure_stream(setup, megabytes)
+            except (RuntimeError, OSError) as e:
+                failures.append(f"stream: {e}")
 
     table = summarize(rounds, loads, scenarios)
     targets = check_targets(table, cold)
-    checks, failed = 2, int(cold is None) + int(stream is None)
+    checks, failed = 0, 0
+    if not partial:
+        checks, failed = 2, int(cold is None) + int(stream is None)
     for scenario in scenarios:
         for load, _, _ in loads:
             m = table.get(scenario, {}).get(load)
@@ -720,9 +747,18 @@ def main():
             failed += 1
     report = markdown(table, cold, targets)
     reference_rps = table.get("reference", {}).get("c64", {}).get("rps")
-    report += "\n" + tenancy_markdown(tenancy_results, reference_rps)
-    checks += 1
-    failed += int(bool(tenancy_failures))
+    if tenancy_results is not None:
+        report += "\n" + tenancy_markdown(tenancy_results, reference_rps)
+        checks += 1
+        failed += int(bool(tenancy_failures))
+    alt = [(s.removesuffix("-alt"), s, load) for s in scenarios if s.endswith("-alt")
+           for load in table.get(s, {}) if load in table.get(s.removesuffix("-alt"), {})]
+    if alt:
+        report += ("\n\n| alt ÷ this build | load | alt req/s | this req/s | ratio |"
+                   "\n|---|---|--:|--:|--:|")
+        for this, other, load in alt:
+            a, b = table[other][load]["rps"], table[this][load]["rps"]
+            report += f"\n| {this} | {load} | {a:.0f} | {b:.0f} | {a / b:.2f} |"
     print(report)
     if stream:
         print(f"\nResponse stream ({stream['bytes'] / 1e6:.0f} MB, native lambda_runtime): "
