@@ -165,7 +165,18 @@ async fn process_exit_ends_one_worker_and_its_invocation_fails_at_the_deadline()
     let (status, body) = exiting.await.unwrap();
     assert_eq!(status, 504, "{body}\n{}", host.logs());
     assert_eq!(body["errorType"], "Sandbox.Timedout", "{body}");
-    // The deadline reset the runtime: a fresh process serves.
+    // The deadline reset the runtime: once the new process has started, it serves. (Until
+    // the old one is killed, its workers' open polls may still be handed work, which then
+    // fails with the reset.)
+    let start = std::time::Instant::now();
+    while host.logs().matches("bootstrap started").count() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the runtime was never started again:\n{}",
+            host.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let again = tempfile::tempdir().unwrap();
     let (status, body) = invoke(&host, gather(again.path(), 1, 100_000))
         .await
