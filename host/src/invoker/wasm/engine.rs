@@ -38,17 +38,15 @@ const COMPONENT_INSTANCE_SIZE: usize = 16 << 20;
 const COMPONENT_TABLE_ELEMENTS: usize = 200_000;
 
 impl Pool {
-    /// A pool for core modules: one memory and table per slot; each guest has a `/tmp`
-    /// relay beside it (an instance with no memory of its own), and a relayed write runs on
-    /// a second stack (invoker/wasm/tmp.rs).
+    /// A pool for core modules: one instance, memory, table and stack per slot.
     pub fn modules(slots: u32, memory_limit: usize) -> Pool {
         Pool {
             slots,
             memory_limit,
-            core_instances: 2,
+            core_instances: 1,
             memories: 1,
             tables: 1,
-            stacks: 2,
+            stacks: 1,
             components: false,
         }
     }

@@ -131,9 +131,6 @@ fn guest_env(config: &Config) -> Vec<(String, String)> {
 /// A compiled function ready to instantiate.
 pub struct WasmFunction {
     pre: InstancePre<Guest>,
-    /// Kept to reach the unmetered WASI writes that `/tmp`'s cap wraps.
-    linker: Linker<Guest>,
-    relay: tmp::Relay,
     tmp_limit: usize,
     pub kind: GuestKind,
     isolation: Isolation,
@@ -231,8 +228,6 @@ impl WasmFunction {
         );
         Ok(WasmFunction {
             pre,
-            relay: tmp::Relay::new(&engine)?,
-            linker,
             tmp_limit: settings.tmp_limit,
             kind,
             isolation: settings.isolation,
@@ -410,7 +405,6 @@ impl WasmFunction {
     async fn call(&self, store: &mut Store<Guest>) -> Ended {
         let result = async {
             let instance = self.pre.instantiate_async(&mut *store).await?;
-            self.relay.attach(&self.linker, store, &instance).await?;
             let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
             start.call_async(&mut *store, ()).await
         }
@@ -488,7 +482,7 @@ impl WasmFunction {
             wasi: b.build_p1(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_limit)
-                .instances(2)
+                .instances(1)
                 .build(),
             shared: self.shared.clone(),
             runner,

@@ -5,107 +5,45 @@
 //! The only writable preopen is `/tmp`, so every file write lands there; the host's disk is
 //! never filled beyond the cap.
 //!
-//! The metered imports hand an allowed write to WASI's own, which stay linked under
-//! [`ORIGINAL`]. WASI's functions find the guest's memory through their caller, so they are
-//! called through a two-function relay module instantiated beside the guest on its memory
-//! ([`RELAY`]), not straight from the host.
+//! The metered imports are WASI's own `fd_write` and `fd_pwrite` with a check in front: an
+//! allowed write runs wasmtime-wasi's implementation on the guest's memory, as the linker
+//! it replaces would, in the same call (no second instance, no second stack).
 
 use std::sync::Arc;
 
-use wasmtime::{Caller, Engine, Extern, Instance, Linker, Module, Store, TypedFunc};
+use wasmtime::{AsContextMut, Caller, Extern, Linker, Store};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as wasi, WasiSnapshotPreview1};
 
 use super::abi::Guest;
 use crate::dispatch::RunnerId;
 use crate::tenancy::scratch::Scratch;
 
-/// Where the unmetered WASI functions stay linked, for the relay to call.
-const ORIGINAL: &str = "aws_custom_runtime_unmetered";
 const WASI: &str = "wasi_snapshot_preview1";
 /// WASI's `errno::nospc`.
 const ENOSPC: i32 = 51;
-/// WASI's `errno::io`: a write that cannot be relayed.
-const EIO: i32 = 29;
 /// The three standard streams, which are pipes, not files.
 const STDIO: i32 = 2;
-
-/// Re-exports the guest's memory and calls WASI's writes on it.
-const RELAY: &str = r#"
-(module
-  (import "guest" "memory" (memory 0))
-  (import "wasi" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
-  (export "memory" (memory 0))
-  (func (export "fd_write") (param i32 i32 i32 i32) (result i32)
-    local.get 0 local.get 1 local.get 2 local.get 3 call $write)
-  (func (export "fd_pwrite") (param i32 i32 i32 i64 i32) (result i32)
-    local.get 0 local.get 1 local.get 2 local.get 3 local.get 4 call $pwrite))
-"#;
-
-type Write = TypedFunc<(i32, i32, i32, i32), i32>;
-type PWrite = TypedFunc<(i32, i32, i32, i64, i32), i32>;
 
 /// One instance's metered `/tmp`.
 pub struct TmpQuota {
     scratch: Arc<Scratch>,
     limit: u64,
-    /// The relay's functions, once the guest is instantiated.
-    relay: Option<(Write, PWrite)>,
-}
-
-/// The compiled relay, made once per function.
-pub struct Relay(Module);
-
-impl Relay {
-    pub fn new(engine: &Engine) -> anyhow::Result<Relay> {
-        let bytes = wat::parse_str(RELAY)?;
-        Ok(Relay(Module::new(engine, bytes)?))
-    }
-
-    /// Instantiates the relay on the memory of the guest `instance`.
-    pub async fn attach(
-        &self,
-        linker: &Linker<Guest>,
-        store: &mut Store<Guest>,
-        instance: &Instance,
-    ) -> wasmtime::Result<()> {
-        let Some(memory) = instance.get_memory(&mut *store, "memory") else {
-            return Ok(()); // WASI cannot run it either; its own error says so.
-        };
-        let original = |store: &mut Store<Guest>, name: &str| -> wasmtime::Result<Extern> {
-            linker
-                .get(&mut *store, ORIGINAL, name)
-                .map_err(|e| wasmtime::format_err!("WASI {name} is not linked: {e}"))
-        };
-        let write = original(store, "fd_write")?;
-        let pwrite = original(store, "fd_pwrite")?;
-        let relay =
-            Instance::new_async(&mut *store, &self.0, &[memory.into(), write, pwrite]).await?;
-        let write = relay.get_typed_func(&mut *store, "fd_write")?;
-        let pwrite = relay.get_typed_func(&mut *store, "fd_pwrite")?;
-        if let Some(q) = store.data_mut().tmp.as_mut() {
-            q.relay = Some((write, pwrite));
-        }
-        Ok(())
-    }
 }
 
 /// Replaces `fd_write` and `fd_pwrite` on `linker` (which already has WASI) with metered
 /// ones.
 pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
-    linker.alias_module(WASI, ORIGINAL)?;
     linker.allow_shadowing(true);
     linker.func_wrap_async(
         WASI,
         "fd_write",
         |mut caller: Caller<'_, Guest>, (fd, iovs, n, out): (i32, i32, i32, i32)| {
             Box::new(async move {
-                let Some((write, _)) = relay(&caller) else {
-                    return Ok(EIO);
-                };
                 if fd > STDIO && over(&mut caller, iovs, n) {
                     return Ok(ENOSPC);
                 }
-                write.call_async(&mut caller, (fd, iovs, n, out)).await
+                let (mut memory, guest) = wasi_view(&mut caller)?;
+                wasi::fd_write(&mut guest.wasi, &mut memory, fd, iovs, n, out).await
             })
         },
     )?;
@@ -114,15 +52,11 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
         "fd_pwrite",
         |mut caller: Caller<'_, Guest>, (fd, iovs, n, offset, out): (i32, i32, i32, i64, i32)| {
             Box::new(async move {
-                let Some((_, pwrite)) = relay(&caller) else {
-                    return Ok(EIO);
-                };
                 if fd > STDIO && over(&mut caller, iovs, n) {
                     return Ok(ENOSPC);
                 }
-                pwrite
-                    .call_async(&mut caller, (fd, iovs, n, offset, out))
-                    .await
+                let (mut memory, guest) = wasi_view(&mut caller)?;
+                wasi::fd_pwrite(&mut guest.wasi, &mut memory, fd, iovs, n, offset, out).await
             })
         },
     )?;
@@ -130,8 +64,18 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-fn relay(caller: &Caller<'_, Guest>) -> Option<(Write, PWrite)> {
-    caller.data().tmp.as_ref()?.relay.clone()
+/// The guest's memory and state as WASI's own imports see them, with the call's fuel (the
+/// bound on what one host call may copy) handed to WASI as its linker does.
+fn wasi_view<'a>(
+    caller: &'a mut Caller<'_, Guest>,
+) -> wasmtime::Result<(wiggle::GuestMemory<'a>, &'a mut Guest)> {
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        wasmtime::bail!("missing required memory export");
+    };
+    let (bytes, guest) = memory.data_and_store_mut(caller);
+    guest.wasi.set_hostcall_fuel(fuel);
+    Ok((wiggle::GuestMemory::Unshared(bytes), guest))
 }
 
 /// Meters `store`'s writes against `scratch`, at most `limit` bytes.
@@ -139,7 +83,6 @@ pub fn install(store: &mut Store<Guest>, scratch: Arc<Scratch>, limit: usize) {
     store.data_mut().tmp = Some(TmpQuota {
         scratch,
         limit: limit as u64,
-        relay: None,
     });
 }
 
