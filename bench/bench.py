@@ -9,7 +9,7 @@ Usage: bench/bench.py [--smoke] [--rounds R] [--duration S] [--profile release|d
 
 --only and --alt are for a quick A/B look while changing the host: --only runs those
 scenarios (and the reference) and skips tenancy, cold starts and the stream; --alt runs
-every chosen scenario a second time, as `<scenario>-alt`, with another build of the host
+every chosen glibc scenario a second time, as `<scenario>-alt`, with another build of the host
 (say, the commit before a change), in the same rounds. Such runs are written under
 target/bench-only, never to bench/results.
 """
@@ -271,7 +271,7 @@ class Setup:
         if self.only:
             chosen = ["reference"] + [s for s in chosen if s in self.only and s != "reference"]
         if self.alt:
-            chosen += [s + "-alt" for s in chosen if s != "reference"]
+            chosen += [s + "-alt" for s in chosen if s != "reference" and s not in MUSL_SCENARIOS]
         return chosen
 
     def start(self, scenario, cache_dir=None):
