@@ -8,8 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Host, built, function_dir};
-use serde_json::{Value, json};
+use common::{Host, all, built, function_dir, invoke};
+use serde_json::json;
 
 fn concurrent_host(ttl: &str) -> (Host, tempfile::TempDir) {
     let dir = function_dir(&built("concurrent-probe"), &[]);
@@ -22,31 +22,6 @@ fn concurrent_host(ttl: &str) -> (Host, tempfile::TempDir) {
         ],
     );
     (host, dir)
-}
-
-fn invoke(host: &Host, event: Value) -> tokio::task::JoinHandle<(u16, Value)> {
-    let req = host
-        .client
-        .post(host.url("/"))
-        .body(event.to_string())
-        .timeout(Duration::from_secs(90));
-    tokio::spawn(async move {
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
-}
-
-async fn all(calls: Vec<tokio::task::JoinHandle<(u16, Value)>>) -> Vec<(u16, Value)> {
-    let mut out = Vec::new();
-    for c in calls {
-        out.push(c.await.unwrap());
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -17,7 +17,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Host, repo_root};
+use common::{Host, all, invoke, repo_root};
 use serde_json::{Value, json};
 
 /// The function folder, or `None` (a skip outside CI) when ric 4 is not installed.
@@ -46,31 +46,6 @@ fn concurrent_host(dir: &Path, ttl: &str) -> Host {
     // Node 22 starts its worker threads before the first poll opens the public port.
     host.wait_ready(Duration::from_secs(60));
     host
-}
-
-fn invoke(host: &Host, event: Value) -> tokio::task::JoinHandle<(u16, Value)> {
-    let req = host
-        .client
-        .post(host.url("/"))
-        .body(event.to_string())
-        .timeout(Duration::from_secs(90));
-    tokio::spawn(async move {
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
-}
-
-async fn all(calls: Vec<tokio::task::JoinHandle<(u16, Value)>>) -> Vec<(u16, Value)> {
-    let mut out = Vec::new();
-    for c in calls {
-        out.push(c.await.unwrap());
-    }
-    out
 }
 
 /// An event that records its arrival in `dir` and waits until `n` have arrived.

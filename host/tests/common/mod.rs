@@ -407,3 +407,36 @@ pub mod raw {
             .ok_or_else(|| io::Error::other(format!("not an HTTP response: {head:?}")))
     }
 }
+
+/// Posts `event` to `host`'s public endpoint on a task of its own: its status and its body
+/// (JSON, or the text when it is not JSON).
+pub fn invoke(
+    host: &Host,
+    event: serde_json::Value,
+) -> tokio::task::JoinHandle<(u16, serde_json::Value)> {
+    let req = host
+        .client
+        .post(host.url("/"))
+        .body(event.to_string())
+        .timeout(Duration::from_secs(90));
+    tokio::spawn(async move {
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    })
+}
+
+/// The results of `calls`, in order.
+pub async fn all(
+    calls: Vec<tokio::task::JoinHandle<(u16, serde_json::Value)>>,
+) -> Vec<(u16, serde_json::Value)> {
+    let mut out = Vec::new();
+    for c in calls {
+        out.push(c.await.unwrap());
+    }
+    out
+}
