@@ -39,6 +39,16 @@ pub struct Admission {
     _permit: OwnedSemaphorePermit,
 }
 
+/// What became of an invocation a poll took from the queue.
+enum Handed {
+    /// Delivered, with its nonce.
+    Out((Invocation, Arc<str>)),
+    /// Answered, withdrawn or requeued: the poll waits for the next one.
+    Skipped,
+    /// Requeued: the poll's life of the runner ended or is being reset, so it takes nothing.
+    Refused,
+}
+
 struct Queued {
     invocation: Invocation,
     reply: oneshot::Sender<Outcome>,
@@ -194,12 +204,12 @@ impl Dispatcher {
     /// invocation is handed out, a requeued one included. A runner that reported an init
     /// error in its current life is given nothing; it holds at most its concurrency.
     pub async fn deliver(&self, runner: RunnerId) -> (Invocation, Arc<str>) {
-        if !self.runners.poll(runner) {
+        let Some(life) = self.runners.poll(runner) else {
             return std::future::pending().await;
-        }
+        };
         self.ready.send_if_modified(|r| !std::mem::replace(r, true));
         if let Some(t) = &self.tenancy {
-            return self.next_for_tenant(t, runner).await;
+            return self.next_for_tenant(t, runner, life).await;
         }
         let gate = self.gate_of(runner);
         let mut open = gate.subscribe();
@@ -214,21 +224,25 @@ impl Dispatcher {
                 // Only when the dispatcher is being dropped: nothing will ever come.
                 return std::future::pending().await;
             };
-            if let Some(handed) = self.hand_out(runner, gate, slot, queued) {
-                return handed;
+            match self.hand_out(runner, life, gate, slot, queued) {
+                Handed::Out(handed) => return handed,
+                Handed::Skipped => {}
+                Handed::Refused => return std::future::pending().await,
             }
         }
     }
 
     /// Hands `queued` to `runner` in a fresh delivery, unless its caller is gone (dropped),
-    /// its deadline passed (answered) or the runner's gate closed meanwhile (requeued).
+    /// its deadline passed (answered), or the runner's gate closed or the poll's life of it
+    /// ended or is being reset meanwhile (requeued).
     fn hand_out(
         &self,
         runner: RunnerId,
+        life: u64,
         gate: &watch::Sender<Gate>,
         slot: OwnedSemaphorePermit,
         queued: Queued,
-    ) -> Option<(Invocation, Arc<str>)> {
+    ) -> Handed {
         let Queued {
             invocation,
             reply,
@@ -238,23 +252,31 @@ impl Dispatcher {
         // sees the invocation in flight or the runner sees the caller gone.
         let mut inflight = self.lock();
         if reply.is_closed() {
-            return None;
+            return Handed::Skipped;
         }
         if invocation.deadline <= Instant::now() {
             drop(inflight);
             let _ = reply.send(Outcome::Failed(InvocationError::Timeout(ttl)));
-            return None;
+            return Handed::Skipped;
         }
+        // This poll's life of the runner is over or being reset (checked under the lock
+        // `expire` takes, so a reset either sees this delivery in flight or stops it): the
+        // invocation goes back, and the poll waits for its connection to close.
+        let refused = !self.runners.may_take(runner, life);
         // The gate closed while this poll waited: the invocation goes back (to the end
         // of the queue, the one place a channel offers).
-        if !gate.send_if_modified(Gate::take) {
+        if refused || !gate.send_if_modified(Gate::take) {
             drop(inflight);
             self.push(Queued {
                 invocation,
                 reply,
                 ttl,
             });
-            return None;
+            return if refused {
+                Handed::Refused
+            } else {
+                Handed::Skipped
+            };
         }
         let delivery: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let held = InFlight {
@@ -266,7 +288,7 @@ impl Dispatcher {
             _slot: slot,
         };
         inflight.insert(invocation.id.clone(), held);
-        Some((invocation, delivery))
+        Handed::Out((invocation, delivery))
     }
 
     /// Ends an in-flight invocation with the function's outcome.
@@ -320,6 +342,7 @@ impl Dispatcher {
     /// Resets `runner` as at a deadline: its supervisor kills it and starts it again. For a
     /// runner still sending a stream past its invocation's deadline.
     pub fn reset(&self, runner: RunnerId) {
+        self.runners.resetting(runner);
         self.reset_signal(runner).notify_waiters();
     }
 
@@ -445,8 +468,12 @@ impl Dispatcher {
 
     /// Ends `id` past its deadline: the runner holding it, if any, is reset.
     fn expire(&self, id: &str) {
-        let held_by = self.lock().remove(id).map(|f| f.runner);
+        let mut inflight = self.lock();
+        let held_by = inflight.remove(id).map(|f| f.runner);
         if let Some(runner) = held_by {
+            // Marked under the in-flight lock, as `hand_out` checks it.
+            self.runners.resetting(runner);
+            drop(inflight);
             self.reset_signal(runner).notify_waiters();
         }
     }

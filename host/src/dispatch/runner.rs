@@ -34,6 +34,12 @@ struct Life {
     /// A supervisor starts its lives (a bootstrap the host runs); an external runtime's
     /// (`INVOKER_COUNT=0`) are invisible, so its next poll after an init error is a new life.
     supervised: bool,
+    /// Counts the lives a supervisor started: a poll begun in an earlier life (its
+    /// connection not yet seen closed) is given nothing.
+    generation: u64,
+    /// This life is being reset (an invocation it held passed its deadline): its supervisor
+    /// is killing it, so its open polls are given nothing more.
+    resetting: bool,
 }
 
 /// The runners' lives and their concurrency slots.
@@ -52,6 +58,8 @@ impl Runners {
             polled: false,
             reported: None,
             supervised: false,
+            generation: 0,
+            resetting: false,
         };
         Runners {
             lives: Mutex::new((0..runners).map(|_| life()).collect()),
@@ -88,27 +96,46 @@ impl Runners {
             l.polled = false;
             l.reported = None;
             l.supervised = true;
+            l.generation += 1;
+            l.resetting = false;
             if l.state == RunnerState::Ready {
                 l.state = RunnerState::Initialising;
             }
         });
     }
 
-    /// `runner` asks for an invocation: true if it may have one (it is ready now), false
-    /// when this life of a supervised runner already reported an init error (it is expected
-    /// to exit, and is given nothing until it has been started again).
-    pub(super) fn poll(&self, runner: RunnerId) -> bool {
+    /// `runner` asks for an invocation: the life it asks in if it may have one (it is
+    /// ready now); `None` when this life of a supervised runner already reported an init
+    /// error (it is expected to exit, and is given nothing until it has been started again)
+    /// or is being reset.
+    pub(super) fn poll(&self, runner: RunnerId) -> Option<u64> {
         self.with(runner, |l| {
+            if l.resetting {
+                return None;
+            }
             if l.reported.is_some() {
                 if l.supervised {
-                    return false;
+                    return None;
                 }
                 l.reported = None;
             }
             l.polled = true;
             l.state = RunnerState::Ready;
-            true
+            Some(l.generation)
         })
+    }
+
+    /// Whether a poll `runner` began in life `generation` may still be handed work: that
+    /// life is the current one and is not being reset.
+    pub(super) fn may_take(&self, runner: RunnerId, generation: u64) -> bool {
+        self.with(runner, |l| l.generation == generation && !l.resetting)
+    }
+
+    /// `runner` is to be reset: if a supervisor runs it, its current life takes nothing
+    /// more (the supervisor kills it and starts a new one). A runner nobody supervises is
+    /// not marked, since no new life would clear the mark.
+    pub(super) fn resetting(&self, runner: RunnerId) {
+        self.with(runner, |l| l.resetting |= l.supervised);
     }
 
     /// `runner` reported an init error. Returns the error every invocation gets if no

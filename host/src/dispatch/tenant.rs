@@ -117,6 +117,7 @@ impl Dispatcher {
         &self,
         t: &Tenancy,
         runner: RunnerId,
+        life: u64,
     ) -> (Invocation, Arc<str>) {
         let gate = self.gate_of(runner);
         let mut open = gate.subscribe();
@@ -140,8 +141,10 @@ impl Dispatcher {
                 notified.await;
                 continue;
             };
-            if let Some(handed) = self.hand_out(runner, gate, slot, queued) {
-                return handed;
+            match self.hand_out(runner, life, gate, slot, queued) {
+                super::Handed::Out(handed) => return handed,
+                super::Handed::Skipped => {}
+                super::Handed::Refused => return std::future::pending().await,
             }
         }
     }

@@ -208,3 +208,73 @@ async fn per_tenant_invocations_get_the_init_error_at_once_too() {
     }
     assert_eq!(d.queued(), 0);
 }
+
+/// Whether `poll` stays pending (it was handed nothing) while the runtime runs a while.
+async fn stays_pending<F: std::future::Future>(poll: std::pin::Pin<&mut F>) -> bool {
+    tokio::time::timeout(Duration::from_millis(20), poll)
+        .await
+        .is_err()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runner_being_reset_is_handed_nothing_and_its_old_polls_nothing_after_it() {
+    let d = Dispatcher::with_concurrency(1, 8, 4);
+    d.runner_started(0);
+    let late = d.enqueue(d.admit().unwrap(), event(), Duration::from_secs(1));
+    let held = d.next(0).await;
+    assert_eq!(held.id, *late.id());
+    // Two more polls of this life wait for work (a concurrent runtime's open polls).
+    let before = d.next(0);
+    tokio::pin!(before);
+    let also_before = d.next(0);
+    tokio::pin!(also_before);
+    assert!(stays_pending(before.as_mut()).await);
+    let reset = d.reset_signal(0).notified();
+    tokio::pin!(reset);
+    reset.as_mut().enable();
+    // The held invocation passes its deadline: the runner is reset.
+    assert!(matches!(
+        late.outcome().await.0,
+        Outcome::Failed(InvocationError::Timeout(_))
+    ));
+    reset.await;
+    // Until its supervisor starts it again, neither its open polls nor new ones are
+    // handed the next invocation: it waits in the queue.
+    let next = d.enqueue(d.admit().unwrap(), event(), TTL);
+    assert!(stays_pending(before.as_mut()).await);
+    assert!(stays_pending(also_before.as_mut()).await);
+    let during = d.next(0);
+    tokio::pin!(during);
+    assert!(stays_pending(during.as_mut()).await);
+    assert_eq!(d.queued(), 1);
+    assert_eq!(d.in_flight(), 0);
+    // The new life takes it.
+    d.runner_started(0);
+    let inv = d.next(0).await;
+    assert_eq!(inv.id, *next.id());
+    d.complete(&inv.id, ok()).unwrap();
+    assert!(matches!(next.outcome().await.0, Outcome::Response { .. }));
+    // A poll that a life left open when the next began (its connection not yet seen
+    // closed) takes nothing: the next invocation goes to the new life.
+    let stale = d.next(0);
+    tokio::pin!(stale);
+    assert!(stays_pending(stale.as_mut()).await);
+    d.runner_started(0);
+    let last = d.enqueue(d.admit().unwrap(), event(), TTL);
+    assert!(stays_pending(stale.as_mut()).await);
+    assert_eq!(d.queued(), 1);
+    let inv = d.next(0).await;
+    assert_eq!(inv.id, *last.id());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_external_runtime_past_a_deadline_keeps_taking_work() {
+    // INVOKER_COUNT=0: no supervisor starts its lives, so nothing would end a reset.
+    let d = Dispatcher::new(1, 8);
+    let late = d.enqueue(d.admit().unwrap(), event(), Duration::from_secs(1));
+    let _held = d.next(0).await;
+    let _ = late.outcome().await;
+    let next = d.enqueue(d.admit().unwrap(), event(), TTL);
+    let inv = d.next(0).await;
+    assert_eq!(inv.id, *next.id());
+}
