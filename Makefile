@@ -42,7 +42,7 @@ LAMBDA_WIT = $(wildcard guest-sdk/wit/*.wit guest-sdk/wit/deps/*.wit)
 ## PyPI awslambdaric (host/tests/python_client.rs), npm aws-lambda-ric 3 on Node 20
 ## (host/tests/node_client.rs) and 4 on Node 22 (host/tests/node_concurrent.rs)
 functions: $(RIC_VENV)/installed $(NODE_RIC)/installed $(NODE_RIC4)/installed components python-lambda js-lambda
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --tests
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_GUESTS)
 	$(CARGO) build --release --target wasm32-wasip2 $(WASIP2_GUESTS)
 

@@ -218,12 +218,14 @@ class Setup:
         self.alt = Path(alt).resolve() if alt else None
         self.only = only
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        bins = target / profile
+        # CARGO_BUILD_TARGET (CI builds everything for musl): the binaries are under its folder.
+        built_for = os.environ.get("CARGO_BUILD_TARGET", "")
+        bins = target / built_for / profile
         wasm = target / "wasm32-wasip1" / "release"
         wasip2 = target / "wasm32-wasip2" / "release"
         self.host = bins / "aws-custom-runtime"
         musl = target / MUSL / profile / "aws-custom-runtime"
-        self.musl = musl if musl.exists() else None
+        self.musl = musl if musl.exists() and built_for != MUSL else None
         self.echo = bins / "bench-echo"
         components = target / "components"
         extension = bins / "test-extension"

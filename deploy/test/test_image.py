@@ -7,6 +7,8 @@ isolation) in a private storage folder, and the Dockerfile's `build` stage is re
 static musl binary built on this machine (`--build-context build=...`), so nothing is pulled.
 
 Environment: RUNTIME_BINARY, a static binary to package instead of building one;
+MUSL_BINARIES, a folder with the static `aws-custom-runtime` and `bootstrap` (rust-native-echo)
+already built, used instead of building either (CI builds the whole workspace for musl once);
 IMAGE_PROFILE, the cargo profile of the musl builds (release, as the Dockerfile, by default).
 """
 
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILDAH = shutil.which("buildah")
 MUSL = "x86_64-unknown-linux-musl"
 PROFILE = os.environ.get("IMAGE_PROFILE", "release")
+PREBUILT = os.environ.get("MUSL_BINARIES")
 
 pytestmark = pytest.mark.skipif(
     BUILDAH is None,
@@ -42,6 +45,15 @@ def cargo_build(package, target, profile=PROFILE):
                           cwd=ROOT, check=True, capture_output=True, text=True)
     return Path(json.loads(meta.stdout)["target_directory"]) / target / (
         "debug" if profile == "dev" else profile)
+
+
+def musl_binary(package, name):
+    """The static binary `name` of `package`: from MUSL_BINARIES if given, else built."""
+    if PREBUILT:
+        binary = Path(PREBUILT).resolve() / name
+        assert binary.exists(), f"MUSL_BINARIES={PREBUILT} has no {name}"
+        return binary
+    return cargo_build(package, MUSL) / name
 
 
 def is_static(elf):
@@ -65,7 +77,7 @@ FUNCTIONS = {
         "precompiled": ["bootstrap.cwasm", "bootstrap.cwasm.integrity"],
     },
     "rust-native-echo": {
-        "files": lambda: {"bootstrap": cargo_build("rust-native-echo", MUSL) / "bootstrap"},
+        "files": lambda: {"bootstrap": musl_binary("rust-native-echo", "bootstrap")},
         "request": b'{"native":true}',
         "check": lambda reply: json.loads(reply) == {"native": True},
     },
@@ -114,7 +126,7 @@ def buildah(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runtime_image(buildah, tmp_path_factory):
     binary = Path(os.environ.get("RUNTIME_BINARY") or
-                  cargo_build("aws-custom-runtime", MUSL) / "aws-custom-runtime")
+                  musl_binary("aws-custom-runtime", "aws-custom-runtime"))
     assert is_static(binary), f"{binary} is dynamically linked: it cannot run on scratch"
     stage = tmp_path_factory.mktemp("build-stage")
     # Stripped as the Dockerfile's build stage does.

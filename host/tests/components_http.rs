@@ -11,12 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Host, run_to_exit, target_dir};
+use common::{Host, run_to_exit, target_root};
 
 fn component(name: &str) -> PathBuf {
-    let p = target_dir()
-        .parent()
-        .unwrap()
+    let p = target_root()
         .join("components")
         .join(format!("{name}.wasm"));
     assert!(
@@ -38,12 +36,7 @@ fn function(name: &str) -> tempfile::TempDir {
 /// Compiling a Python or JavaScript component takes tens of seconds: the tests share one
 /// cache, so that only the first start of each compiles.
 fn cache_dir() -> String {
-    target_dir()
-        .parent()
-        .unwrap()
-        .join("components-cache")
-        .display()
-        .to_string()
+    target_root().join("components-cache").display().to_string()
 }
 
 fn start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Host {

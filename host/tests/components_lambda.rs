@@ -13,14 +13,14 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Host, repo_root, target_dir};
+use common::{Host, repo_root, target_dir, target_root};
 use serde_json::{Value, json};
 
 const MODES: [&str; 2] = ["loop", "invocation"];
 
 /// The two Lambda-world functions: (language, component).
 fn functions() -> [(&'static str, PathBuf); 2] {
-    let target = target_dir().parent().unwrap().to_path_buf();
+    let target = target_root();
     let rust = target.join("wasm32-wasip2/release/lambda-echo.wasm");
     let python = repo_root().join("target/lambda-components/python-lambda.wasm");
     for p in [&rust, &python] {
@@ -389,10 +389,7 @@ async fn with_tenant_isolation_an_instance_serves_one_tenant_and_stays_warm_for_
 async fn a_failed_initialisation_fails_the_invocation_as_an_init_error() {
     // The SDK's init-error probe built for wasm32-wasip2: its `main` (the component's
     // `wasi:cli/run`) reports an init error, which exits.
-    let probe = target_dir()
-        .parent()
-        .unwrap()
-        .join("wasm32-wasip2/release/init-error-probe.wasm");
+    let probe = target_root().join("wasm32-wasip2/release/init-error-probe.wasm");
     assert!(
         probe.exists(),
         "{} is missing: run `make functions`",
@@ -441,10 +438,7 @@ async fn outgoing_http_is_denied_by_default_and_makes_no_connection() {
 #[tokio::test]
 async fn a_component_has_the_sandbox_of_every_wasi_function() {
     // The SDK test guest built for wasm32-wasip2: it tries the escapes itself.
-    let probe = target_dir()
-        .parent()
-        .unwrap()
-        .join("wasm32-wasip2/release/guest-probe.wasm");
+    let probe = target_root().join("wasm32-wasip2/release/guest-probe.wasm");
     assert!(
         probe.exists(),
         "{} is missing: run `make functions`",
@@ -500,10 +494,7 @@ async fn a_component_has_the_sandbox_of_every_wasi_function() {
 #[tokio::test]
 async fn a_component_without_the_lambda_handler_is_refused_at_start() {
     // A plain WASI command built for wasm32-wasip2 exports only `wasi:cli/run`.
-    let command = target_dir()
-        .parent()
-        .unwrap()
-        .join("wasm32-wasip2/release/stdio-probe.wasm");
+    let command = target_root().join("wasm32-wasip2/release/stdio-probe.wasm");
     assert!(
         command.exists(),
         "{} is missing: run `make functions`",

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Host, built, function_dir, target_dir};
+use common::{Host, built, function_dir, target_root};
 use serde_json::{Value, json};
 
 /// Deadline of every invocation: short, so the deadline row ends soon, and long enough for a
@@ -92,9 +92,7 @@ fn wasm_function(name: &str) -> tempfile::TempDir {
 
 /// A function folder holding the guest `name` built for `target` as bootstrap.wasm.
 fn built_for(target: &str, name: &str) -> tempfile::TempDir {
-    let module: PathBuf = target_dir()
-        .parent()
-        .expect("target dir has a parent")
+    let module: PathBuf = target_root()
         .join(target)
         .join("release")
         .join(format!("{name}.wasm"));

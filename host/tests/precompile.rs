@@ -10,15 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Host, target_dir};
+use common::{Host, target_root};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aws-custom-runtime");
 
 fn guest(name: &str) -> PathBuf {
-    let p = target_dir()
-        .parent()
-        .unwrap()
+    let p = target_root()
         .join("wasm32-wasip1/release")
         .join(format!("{name}.wasm"));
     assert!(
@@ -252,7 +250,7 @@ async fn a_bad_cache_file_is_a_miss_never_run() {
 
 /// A built component: the Rust wasi:http echo or the Rust Lambda component.
 fn component(path: &str) -> tempfile::TempDir {
-    let p = target_dir().parent().unwrap().join(path);
+    let p = target_root().join(path);
     assert!(
         p.exists(),
         "{} is missing: run `make functions`",

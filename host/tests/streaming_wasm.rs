@@ -9,15 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Host, target_dir};
+use common::{Host, target_root};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 fn guest(name: &str) -> PathBuf {
-    let p = target_dir()
-        .parent()
-        .unwrap()
+    let p = target_root()
         .join("wasm32-wasip1/release")
         .join(format!("{name}.wasm"));
     assert!(

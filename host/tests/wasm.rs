@@ -10,15 +10,13 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Host, target_dir};
+use common::{Host, target_root};
 use serde_json::{Value, json};
 
 const MODES: [&str; 2] = ["loop", "invocation"];
 
 fn guest(name: &str) -> PathBuf {
-    let p = target_dir()
-        .parent()
-        .unwrap()
+    let p = target_root()
         .join("wasm32-wasip1/release")
         .join(format!("{name}.wasm"));
     assert!(

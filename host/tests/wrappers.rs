@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use aws_custom_runtime::reply;
-use common::{Host, built, function_dir, repo_root, target_dir};
+use common::{Host, built, function_dir, repo_root, target_root};
 use http::{HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -14,10 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 fn wasm_function(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let wasm = target_dir()
-        .parent()
-        .unwrap()
-        .join(format!("wasm32-wasip1/release/{name}.wasm"));
+    let wasm = target_root().join(format!("wasm32-wasip1/release/{name}.wasm"));
     assert!(wasm.exists(), "{} missing: run `make test`", wasm.display());
     std::fs::copy(wasm, dir.path().join("bootstrap.wasm")).unwrap();
     dir

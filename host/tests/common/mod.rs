@@ -17,6 +17,17 @@ pub fn target_dir() -> PathBuf {
     Path::new(BIN).parent().unwrap().to_path_buf()
 }
 
+/// The workspace's target folder, where the guests of the other targets are built
+/// (`target/wasm32-wasip1/release`, ...), whether the host was built for the default target
+/// (`target/debug`) or with `--target` (`target/<triple>/debug`).
+pub fn target_root() -> PathBuf {
+    // Cargo's scratch folder for integration tests is `<target folder>/tmp` in both layouts.
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

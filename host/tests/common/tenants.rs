@@ -6,14 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Host, built, function_dir, repo_root, target_dir};
+use super::{Host, built, function_dir, repo_root, target_root};
 
 pub const TENANT: &str = "X-Amz-Tenant-Id";
 
 pub fn guest(name: &str) -> PathBuf {
-    let p = target_dir()
-        .parent()
-        .unwrap()
+    let p = target_root()
         .join("wasm32-wasip1/release")
         .join(format!("{name}.wasm"));
     assert!(
