@@ -19,13 +19,16 @@ pub fn target_dir() -> PathBuf {
 
 /// The workspace's target folder, where the guests of the other targets are built
 /// (`target/wasm32-wasip1/release`, ...), whether the host was built for the default target
-/// (`target/debug`) or with `--target` (`target/<triple>/debug`).
+/// (`target/debug`) or with `--target` (`target/<triple>/debug`, as CI builds for musl).
 pub fn target_root() -> PathBuf {
-    // Cargo's scratch folder for integration tests is `<target folder>/tmp` in both layouts.
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    let profile_dir = target_dir();
+    let above = profile_dir.parent().unwrap();
+    // A triple starts with the architecture it runs on (`x86_64-unknown-linux-musl`).
+    let triple = format!("{}-", std::env::consts::ARCH);
+    match above.file_name().and_then(|n| n.to_str()) {
+        Some(name) if name.starts_with(&triple) => above.parent().unwrap().to_path_buf(),
+        _ => above.to_path_buf(),
+    }
 }
 
 pub fn repo_root() -> PathBuf {
