@@ -40,6 +40,10 @@ pub struct Admission {
 }
 
 /// What became of an invocation a poll took from the queue.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a return value moved once into the poll's answer; boxing would add an allocation per invocation"
+)]
 enum Handed {
     /// Delivered, with its nonce.
     Out((Invocation, Arc<str>)),
