@@ -163,13 +163,31 @@ fn response_content_type(declared: Option<&str>, body: &[u8]) -> HeaderValue {
     if let Some(ct) = declared {
         return ct;
     }
-    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+    if looks_like_json(body) {
         reply::JSON
     } else if std::str::from_utf8(body).is_ok() {
         HeaderValue::from_static("text/plain; charset=utf-8")
     } else {
         HeaderValue::from_static("application/octet-stream")
     }
+}
+
+/// Bodies up to this size are parsed to tell JSON from text; larger ones are judged by
+/// their shape, so that labelling a reply never costs a parse of megabytes.
+const PARSED_UP_TO: usize = 64 * 1024;
+
+/// Whether a reply with no declared type is JSON: parsed when small; when large, UTF-8
+/// text that opens and closes like a JSON object, array or string.
+fn looks_like_json(body: &[u8]) -> bool {
+    if body.len() <= PARSED_UP_TO {
+        return serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+    }
+    let trimmed = body.trim_ascii();
+    let shaped = matches!(
+        (trimmed.first(), trimmed.last()),
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']')) | (Some(b'"'), Some(b'"'))
+    );
+    shaped && std::str::from_utf8(trimmed).is_ok()
 }
 
 #[cfg(test)]

@@ -90,6 +90,20 @@ fn response_content_types() {
     assert_eq!(ct(None, b"hello"), "text/plain; charset=utf-8");
     assert_eq!(ct(None, b"\xff\x00"), "application/octet-stream");
     assert_eq!(ct(None, b""), "text/plain; charset=utf-8");
+    // Past the parsed size, the shape decides; text and bytes stay what they are.
+    let big = |open: &str, fill: u8, close: &str| {
+        let mut b = open.as_bytes().to_vec();
+        b.resize(open.len() + PARSED_UP_TO, fill);
+        b.extend_from_slice(close.as_bytes());
+        b
+    };
+    assert_eq!(
+        ct(None, &big("{\"a\":\"", b'x', "\"}\n")),
+        "application/json"
+    );
+    assert_eq!(ct(None, &big("[", b' ', "]")), "application/json");
+    assert_eq!(ct(None, &big("", b'x', "")), "text/plain; charset=utf-8");
+    assert_eq!(ct(None, &big("{", 0xff, "}")), "application/octet-stream");
 }
 
 #[test]
