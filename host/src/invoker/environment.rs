@@ -47,10 +47,9 @@ impl Environment {
     }
 
     /// Empties the scratch folder (before every start).
-    pub fn clear(&self) {
-        if let Some(s) = &self.scratch
-            && let Err(e) = s.clear()
-        {
+    pub async fn clear(&self) {
+        let Some(s) = &self.scratch else { return };
+        if let Err(e) = s.clear_off_thread().await {
             tracing::error!(
                 bootstrap = self.runner,
                 "cannot empty the scratch folder: {e}"

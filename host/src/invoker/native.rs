@@ -99,7 +99,7 @@ pub async fn supervise(
         let taken_before = dispatcher.gate(runner).borrow().taken;
         let started = Instant::now();
         // A new bootstrap is a new environment: nothing of the last one's scratch survives.
-        env.clear();
+        env.clear().await;
         dispatcher.env_started(runner);
         let mut child = match spawn(runner, api, &bootstrap, &config, &env) {
             Ok(child) => child,

@@ -41,16 +41,16 @@ impl Scratch {
 
     /// Removes everything in the folder (the folder stays, still 0700).
     pub fn clear(&self) -> io::Result<()> {
-        for entry in std::fs::read_dir(&self.path)? {
-            let entry = entry?;
-            // Never follows a symlink the function left: it is removed, not its target.
-            if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(entry.path())?;
-            } else {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
-        private_dir(&self.path)
+        clear(&self.path)
+    }
+
+    /// [`Scratch::clear`] on a blocking thread: a function may have left many files, and an
+    /// async worker must not wait on the file system for them.
+    pub async fn clear_off_thread(&self) -> io::Result<()> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || clear(&path))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// Bytes the folder takes on disk (allocated blocks, so a sparse file counts what it
@@ -58,6 +58,19 @@ impl Scratch {
     pub fn usage(&self) -> u64 {
         usage(&self.path)
     }
+}
+
+fn clear(path: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        // Never follows a symlink the function left: it is removed, not its target.
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    private_dir(path)
 }
 
 impl Drop for Scratch {
