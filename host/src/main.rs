@@ -27,11 +27,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = worker_threads(&config) {
-        builder.worker_threads(threads);
-    }
-    let runtime = match builder.enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("aws-custom-runtime: cannot start the async runtime: {e}");
@@ -48,24 +48,6 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The host's async worker threads, unless `TOKIO_WORKER_THREADS` sets them (tokio reads
-/// it). A WASI host runs its guests on them: one per core. A native host only relays HTTP
-/// between the caller and the bootstraps, which need the cores more: half of them, at
-/// least one (`make bench`, native on 2 cores with one worker instead of two: a fifth less
-/// host CPU per invocation, 7 % more requests per second at c=1, level at c=64).
-fn worker_threads(config: &Config) -> Option<usize> {
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
-        return None;
-    }
-    match config.kind {
-        aws_custom_runtime::config::FunctionKind::Native { .. } => {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            Some((cores / 2).max(1))
-        }
-        aws_custom_runtime::config::FunctionKind::Wasm(_) => None,
     }
 }
 

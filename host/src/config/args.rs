@@ -139,6 +139,13 @@ pub struct Args {
     #[arg(long, env = "ADDRESS_FILE", value_name = "ADDRESS_FILE", value_parser = parse::path())]
     pub address_file: Option<PathBuf>,
 
+    /// The host's async worker threads. Default: a native host, which only relays HTTP
+    /// between callers and bootstraps that need the cores more, half the cores (at least 1);
+    /// a WASI host, which runs its guests on them, one per core. The bootstraps inherit it.
+    #[arg(long, env = "TOKIO_WORKER_THREADS", value_name = "TOKIO_WORKER_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
+
     /// Log filter: a level (debug, info, warn) or directives (aws_custom_runtime=debug).
     /// Default: RUST_LOG, else info.
     #[arg(long, env = "LOG_LEVEL", value_name = "LOG_LEVEL")]

@@ -136,6 +136,37 @@ fn body_and_reply_timeouts_default_to_10s_and_30s() {
 }
 
 #[test]
+fn worker_threads_follow_the_kind_unless_set() {
+    let native = FunctionKind::Native {
+        bootstrap: "bootstrap".into(),
+    };
+    assert_eq!(worker_threads(None, &native, 2), 1);
+    assert_eq!(worker_threads(None, &native, 1), 1);
+    assert_eq!(worker_threads(None, &native, 8), 4);
+    assert_eq!(worker_threads(Some(3), &native, 2), 3);
+    // A WASI function: one per core, unless set.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bootstrap.wasm"), b"").unwrap();
+    let root = dir.path().display().to_string();
+    let wasm = Config::build(args(&["--task-root", &root]), dir.path()).unwrap();
+    assert_eq!(wasm.worker_threads, cores());
+    let set = ["--task-root", &root, "--worker-threads=6"];
+    assert_eq!(
+        Config::build(args(&set), dir.path())
+            .unwrap()
+            .worker_threads,
+        6
+    );
+    // Zero or garbage stops start-up (tokio itself would panic on them).
+    for bad in ["0", "-1", "many", ""] {
+        assert!(
+            parse(&[&format!("--worker-threads={bad}")]).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
 fn bootstrap_recycling_is_off_unless_set_above_zero() {
     let c = config(&[]);
     assert_eq!(
@@ -524,6 +555,7 @@ const VARIABLES: &[&str] = &[
     "K_CA_CERTS",
     "K_CE_OVERRIDES",
     "K_SINK_TIMEOUT",
+    "TOKIO_WORKER_THREADS",
 ];
 
 #[test]
