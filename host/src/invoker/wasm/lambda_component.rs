@@ -174,7 +174,10 @@ impl LambdaComponent {
         dispatcher.env_started(runner);
         loop {
             // Another tenant gets a new instance.
-            let switched = || live = None;
+            let switched = || {
+                live = None;
+                std::future::ready(())
+            };
             let Some(inv) =
                 super::next_invocation(&dispatcher, runner, &self.metrics, &stop, switched).await
             else {

@@ -263,7 +263,7 @@ impl WasmFunction {
         while !stop.is_cancelled() {
             let started = Instant::now();
             // A new instance is a new environment: an empty /tmp.
-            tmp::clear(&scratch, runner);
+            tmp::clear(&scratch, runner).await;
             dispatcher.env_started(runner);
             let mut store = match self.store(runner, Mode::Loop(None), &scratch) {
                 Ok(s) => s,
@@ -312,19 +312,17 @@ impl WasmFunction {
     async fn run_fresh(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
         let scratch = tmp::scratch(runner);
-        tmp::clear(&scratch, runner);
+        tmp::clear(&scratch, runner).await;
         dispatcher.env_started(runner);
         loop {
             // Between invocations the environment is only its /tmp.
-            let switched = || tmp::clear(&scratch, runner);
+            let held = &scratch;
+            let switched = move || tmp::clear(held, runner);
             let Some(inv) =
                 next_invocation(&dispatcher, runner, &self.metrics, &stop, switched).await
             else {
                 return;
             };
-            if self.isolation == Isolation::Invocation {
-                tmp::clear(&scratch, runner);
-            }
             let id = inv.id.clone();
             let mode = match self.kind {
                 GuestKind::Sdk => Mode::Fresh(Fresh::Waiting(inv)),
@@ -380,6 +378,12 @@ impl WasmFunction {
                 }
                 _ => {}
             });
+            // Once the invocation is answered, so that emptying /tmp adds nothing to its
+            // latency: the next one finds it empty.
+            drop(store);
+            if self.isolation == Isolation::Invocation {
+                tmp::clear(&scratch, runner).await;
+            }
         }
     }
 
@@ -520,18 +524,18 @@ impl WasmFunction {
 /// invocations but what `reset` drops); `None` once `stop` is cancelled. A tenant switch asked
 /// while it waits resets the slot's environment first: `reset` drops what the last tenant
 /// left (its instance, its /tmp), then the Dispatcher learns that the slot is clean.
-pub(super) async fn next_invocation(
+pub(super) async fn next_invocation<F: Future<Output = ()>>(
     dispatcher: &Dispatcher,
     runner: RunnerId,
     metrics: &Metrics,
     stop: &CancellationToken,
-    mut reset: impl FnMut(),
+    mut reset: impl FnMut() -> F,
 ) -> Option<crate::dispatch::Invocation> {
     loop {
         tokio::select! {
             inv = dispatcher.next(runner) => return Some(inv),
             _ = dispatcher.switch_signal(runner) => {
-                reset();
+                reset().await;
                 metrics.envs.reset(crate::tenancy::stats::ResetCause::TenantSwitch);
                 tracing::info!(instance = runner, "{}", Ended::Switched.describe());
                 dispatcher.env_started(runner);

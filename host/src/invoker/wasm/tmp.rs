@@ -98,9 +98,11 @@ pub fn scratch(runner: RunnerId) -> Option<Arc<Scratch>> {
     }
 }
 
-pub fn clear(scratch: &Option<Arc<Scratch>>, runner: RunnerId) {
+/// Empties the scratch folder of instance slot `runner` (off the async worker when the
+/// guest left anything there).
+pub async fn clear(scratch: &Option<Arc<Scratch>>, runner: RunnerId) {
     if let Some(s) = scratch
-        && let Err(e) = s.clear()
+        && let Err(e) = s.empty().await
     {
         tracing::error!(instance = runner, "cannot empty /tmp: {e}");
     }

@@ -32,7 +32,7 @@ impl HttpFunction {
                 runner,
                 &self.metrics,
                 &stop,
-                || {},
+                || std::future::ready(()),
             );
             let Some(inv) = next.await else {
                 return;
