@@ -173,7 +173,7 @@ test-deploy: $(DEPLOY_VENV)/installed
 ## after the build. BENCH_ARGS="--rounds 1 --duration 5" for a quicker look.
 BENCH_ARGS ?=
 # `wasmtime serve` for the wasmtime-serve row: the wasmtime-cli of the host's wasmtime version
-# from crates.io (its own lock file), built once into target/bench-cache (about 6 minutes on
+# from crates.io (its own lock file), built once into target/bench-cache (about 10 minutes on
 # 2 cores); only what `serve` needs (its own build folder there, kept for a rebuild).
 WASMTIME_CLI_VERSION = 48.0.8
 WASMTIME_CLI = target/bench-cache/wasmtime-$(WASMTIME_CLI_VERSION)/bin/wasmtime
