@@ -440,9 +440,14 @@ def run_wrk(server, conns, duration, body_file=None, tenants=None):
 
 
 def runs_of(scenario, loads):
-    """The loads `scenario` runs at."""
+    """The loads `scenario` runs at (its -alt twin's too)."""
     only = LOADS_OF.get(scenario.removesuffix("-alt"))
     return [x for x in loads if only is None or x[0] in only]
+
+
+def warmup_conns(scenario, loads):
+    """Connections of the warm-up: 64, or the most `scenario` runs at when it is limited."""
+    return max(c for _, c, _ in runs_of(scenario, loads))
 
 
 def measure_scenario(setup, scenario, loads, duration, warmup):
@@ -454,7 +459,7 @@ def measure_scenario(setup, scenario, loads, duration, warmup):
         idle = rss_kb(pid) / 1024
         idle_tree = sum(rss_kb(p) for p in tree(pid)) / 1024
         if warmup:
-            run_wrk(server, 1 if scenario in LOADS_OF else 64, warmup)
+            run_wrk(server, warmup_conns(scenario, loads), warmup)
         out = {}
         for load, conns, body in runs_of(scenario, loads):
             r = run_wrk(server, conns, duration, body)
@@ -627,7 +632,8 @@ def summarize(rounds, loads, scenarios=SCENARIOS):
             others = [o for _, this, o, at, _ in PAIR_TARGETS if (this, at) == (scenario, load)]
             for other in others:
                 against = [r[scenario][load]["rps"] / r[other][load]["rps"] for r in rounds
-                           if load in r.get(scenario, {}) and load in r.get(other, {})]
+                           if load in r.get(scenario, {}) and r.get(other, {}).get(load, {})
+                           .get("rps")]
                 if against:
                     med.setdefault("ratio_to", {})[other] = statistics.median(against)
             table.setdefault(scenario, {})[load] = med
