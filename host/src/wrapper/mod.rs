@@ -165,7 +165,7 @@ fn response_content_type(declared: Option<&str>, body: &[u8]) -> HeaderValue {
     }
     if looks_like_json(body) {
         reply::JSON
-    } else if std::str::from_utf8(body).is_ok() {
+    } else if looks_like_text(body) {
         HeaderValue::from_static("text/plain; charset=utf-8")
     } else {
         HeaderValue::from_static("application/octet-stream")
@@ -173,11 +173,14 @@ fn response_content_type(declared: Option<&str>, body: &[u8]) -> HeaderValue {
 }
 
 /// Bodies up to this size are parsed to tell JSON from text; larger ones are judged by
-/// their shape, so that labelling a reply never costs a parse of megabytes.
+/// their shape and their ends, so that labelling a reply never reads megabytes.
 const PARSED_UP_TO: usize = 64 * 1024;
 
-/// Whether a reply with no declared type is JSON: parsed when small; when large, UTF-8
-/// text that opens and closes like a JSON object, array or string.
+/// How many bytes at each end of a larger body are checked to be UTF-8.
+const SNIFFED: usize = 4 * 1024;
+
+/// Whether a reply with no declared type is JSON: parsed when small; when large, text that
+/// opens and closes like a JSON object, array or string.
 fn looks_like_json(body: &[u8]) -> bool {
     if body.len() <= PARSED_UP_TO {
         return serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
@@ -187,7 +190,27 @@ fn looks_like_json(body: &[u8]) -> bool {
         (trimmed.first(), trimmed.last()),
         (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']')) | (Some(b'"'), Some(b'"'))
     );
-    shaped && std::str::from_utf8(trimmed).is_ok()
+    shaped && looks_like_text(trimmed)
+}
+
+/// Whether `body` is UTF-8 text: checked whole up to [`PARSED_UP_TO`], else at both ends
+/// (a label, not a validation: a reply's bytes are sent as they are either way).
+fn looks_like_text(body: &[u8]) -> bool {
+    if body.len() <= PARSED_UP_TO {
+        return std::str::from_utf8(body).is_ok();
+    }
+    let (head, tail) = (&body[..SNIFFED], &body[body.len() - SNIFFED..]);
+    // A character may be cut at the inner edge of either end.
+    let head_ok = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    };
+    let cut = tail
+        .iter()
+        .take(3)
+        .take_while(|b| *b & 0xc0 == 0x80)
+        .count();
+    head_ok && std::str::from_utf8(&tail[cut..]).is_ok()
 }
 
 #[cfg(test)]

@@ -104,6 +104,15 @@ fn response_content_types() {
     assert_eq!(ct(None, &big("[", b' ', "]")), "application/json");
     assert_eq!(ct(None, &big("", b'x', "")), "text/plain; charset=utf-8");
     assert_eq!(ct(None, &big("{", 0xff, "}")), "application/octet-stream");
+    // Only the ends of a large body are read: text cut mid-character at the inner edge of
+    // either end is still text, bytes at either end are bytes.
+    let mut cut = format!("x{}x", "é".repeat(PARSED_UP_TO)).into_bytes();
+    assert_eq!(ct(None, &cut), "text/plain; charset=utf-8");
+    *cut.last_mut().unwrap() = 0xff;
+    assert_eq!(ct(None, &cut), "application/octet-stream");
+    let mut ends = big("[", b' ', "]");
+    ends[1] = 0xff;
+    assert_eq!(ct(None, &ends), "application/octet-stream");
 }
 
 #[test]
