@@ -91,6 +91,8 @@ async fn an_endless_loop_ends_at_the_deadline_and_a_fresh_instance_serves_next()
             mode,
             &[("INVOKER_COUNT", "1"), ("FUNCTION_TTL", "1s")],
         );
+        // Long enough idle for the epoch ticker to park: the spin must wake it.
+        tokio::time::sleep(Duration::from_millis(400)).await;
         let started = Instant::now();
         let (status, body) = host.invoke(json!({"op": "spin"})).await;
         let took = started.elapsed();

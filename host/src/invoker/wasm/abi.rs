@@ -27,6 +27,8 @@ pub struct Shared {
     pub function_ttl: Duration,
     /// Largest streamed response (`STREAMING_RESPONSE_LIMIT`).
     pub streaming_limit: u64,
+    /// The engine's epoch ticker, kept ticking while guest code runs.
+    pub ticker: super::ticker::Ticker,
 }
 
 /// How an instance gets its invocations, and the one it holds: one place, in a shape that
@@ -70,6 +72,9 @@ pub struct Guest {
     pub tmp: Option<super::tmp::TmpQuota>,
     /// The response the guest is streaming (see [`super::stream_abi`]), with its deadline.
     pub stream: Option<(crate::dispatch::stream::StreamWriter, Instant)>,
+    /// Held while the guest's code may run: not while a looping guest waits for its next
+    /// invocation.
+    pub running: Option<super::ticker::Running>,
 }
 
 impl Guest {
@@ -109,7 +114,12 @@ impl Guest {
     /// The next invocation for the guest, or `None` when there is none for this mode.
     async fn take_next(&mut self) -> Option<Invocation> {
         match &mut self.mode {
-            Mode::Loop(_) => Some(self.shared.dispatcher.next(self.runner).await),
+            Mode::Loop(_) => {
+                self.running = None;
+                let inv = self.shared.dispatcher.next(self.runner).await;
+                self.running = Some(self.shared.ticker.run());
+                Some(inv)
+            }
             Mode::Fresh(fresh) => match std::mem::replace(fresh, Fresh::Done) {
                 Fresh::Waiting(inv) => Some(inv),
                 _ => None,

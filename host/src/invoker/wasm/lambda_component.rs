@@ -31,7 +31,7 @@ pub use self::state::{DenyAll, Outbound};
 use self::state::{Hooks, State};
 use super::abi::Shared;
 use super::output::LogStream;
-use super::{DeadlineExceeded, cache, start_ticker};
+use super::{DeadlineExceeded, cache};
 use crate::config::{Config, Isolation, WasmSettings};
 use crate::dispatch::{Dispatcher, Invocation, InvocationError, Outcome, RunnerId};
 use crate::invoker::{Ended, Evidence, backoff_after, pause};
@@ -136,7 +136,7 @@ impl LambdaComponent {
             .map_err(anyhow::Error::from)
             .context("bootstrap.wasm does not export the Lambda handler as guest-sdk/wit says")?;
         let init = CommandIndices::new(&pre).ok();
-        start_ticker(&engine);
+        let ticker = super::ticker::Ticker::start(&engine);
         tracing::info!(
             isolation = ?settings.isolation,
             memory_limit = settings.memory_limit,
@@ -155,6 +155,7 @@ impl LambdaComponent {
                 body_limit: config.body_limit,
                 streaming_limit: config.streaming_limit as u64,
                 function_ttl: config.function_ttl,
+                ticker,
             }),
             env: super::guest_env(config),
             task_root: config.task_root.clone(),
@@ -184,11 +185,14 @@ impl LambdaComponent {
                 return;
             };
             let started = Instant::now();
+            // The component's code runs only inside `invoke`.
+            let running = self.shared.ticker.run();
             let result = tokio::select! {
                 r = self.invoke(&mut live, runner, &inv) => r,
                 _ = reset(&dispatcher, runner) => Err(Failure::Call(Ended::Reset)),
                 _ = stop.cancelled() => Err(Failure::Call(Ended::Stopped)),
             };
+            drop(running);
             if let Some(l) = &live {
                 l.store.data().stderr.flush_line();
             }

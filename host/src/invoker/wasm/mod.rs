@@ -14,13 +14,14 @@ pub mod lambda_component;
 mod output;
 mod stdio_stream;
 mod stream_abi;
+pub mod ticker;
 mod tmp;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use wasmtime::{Engine, InstancePre, Linker, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{InstancePre, Linker, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -34,9 +35,6 @@ use crate::dispatch::{Dispatcher, RunnerId};
 use crate::metrics::Metrics;
 use crate::tenancy::scratch::Scratch;
 use tokio_util::sync::CancellationToken;
-
-/// How often the epoch advances: a guest past its deadline is stopped within this.
-const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// Which protocol the guest speaks, read from its imports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +217,7 @@ impl WasmFunction {
             .instantiate_pre(&module)
             .map_err(anyhow::Error::from)
             .context("bootstrap.wasm imports something this host does not provide")?;
-        start_ticker(&engine);
+        let ticker = ticker::Ticker::start(&engine);
         tracing::info!(
             kind = ?kind,
             isolation = ?settings.isolation,
@@ -238,6 +236,7 @@ impl WasmFunction {
                 body_limit: config.body_limit,
                 function_ttl: config.function_ttl,
                 streaming_limit: config.streaming_limit as u64,
+                ticker,
             }),
             env: guest_env(config),
             task_root: config.task_root.clone(),
@@ -497,6 +496,7 @@ impl WasmFunction {
             stderr,
             tmp: None,
             stream: None,
+            running: Some(self.shared.ticker.run()),
         };
         let mut store = Store::new(self.pre.module().engine(), guest);
         // Without a scratch folder the writes are still metered (against nothing on disk):
@@ -548,23 +548,4 @@ pub(super) async fn next_invocation<F: Future<Output = ()>>(
 /// Resolves when the dispatcher resets `runner` (an invocation it held passed its deadline).
 async fn reset(dispatcher: &Dispatcher, runner: RunnerId) {
     dispatcher.reset_signal(runner).notified().await
-}
-
-/// Advances the engine's epoch every tick for as long as the engine lives.
-pub(crate) fn start_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    let spawned = std::thread::Builder::new()
-        .name("wasm-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(
-            "cannot start the epoch ticker: deadlines will only hold at host calls: {e}"
-        );
-    }
 }

@@ -49,6 +49,7 @@ pub fn is_component(path: &Path) -> bool {
 /// A `wasi:http` component ready to serve.
 pub struct HttpFunction {
     pre: ProxyPre<State>,
+    ticker: super::ticker::Ticker,
     pool: Pool,
     env: Vec<(String, String)>,
     task_root: std::path::PathBuf,
@@ -70,6 +71,9 @@ struct State {
     limits: StoreLimits,
     outbound: Outbound,
     deadline: Instant,
+    /// The guest may run as long as its store lives (a reply's body streams after the
+    /// handler returned): the epoch ticks meanwhile.
+    _running: super::ticker::Running,
 }
 
 impl WasiView for State {
@@ -139,13 +143,14 @@ impl HttpFunction {
         let pre = ProxyPre::new(pre)
             .map_err(anyhow::Error::from)
             .context("bootstrap.wasm does not export wasi:http/incoming-handler 0.2")?;
-        super::start_ticker(&engine);
+        let ticker = super::ticker::Ticker::start(&engine);
         // The outgoing client builds its TLS config with the process's default provider:
         // with two providers linked in (another part of the host may bring aws-lc-rs),
         // rustls would panic at the first https request instead of choosing.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let function = HttpFunction {
             pre,
+            ticker,
             pool,
             env: config
                 .lambda_env
@@ -219,6 +224,7 @@ impl HttpFunction {
                 request_id: id,
             },
             deadline,
+            _running: self.ticker.run(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
