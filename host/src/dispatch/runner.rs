@@ -150,15 +150,18 @@ impl Runners {
         self.none_can_work()
     }
 
-    /// This life of `runner` ended. If it never asked for an invocation, it failed init:
-    /// with what it reported, else with `exited` (how it ended). Returns its init error,
-    /// if it failed init.
+    /// This life of `runner` ended (its process exited): its open polls take nothing more.
+    /// If it never asked for an invocation, it failed init: with what it reported, else with
+    /// `exited` (how it ended). Returns its init error, if it failed init.
     pub(super) fn end(
         &self,
         runner: RunnerId,
         exited: impl FnOnce() -> Diagnostic,
     ) -> Option<Arc<Diagnostic>> {
         self.with(runner, |l| {
+            // A poll the dead process left open (its connection not yet seen closed) is
+            // handed nothing more: what it would take goes to the next life.
+            l.generation += 1;
             if l.polled {
                 return None;
             }

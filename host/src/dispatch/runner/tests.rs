@@ -268,6 +268,28 @@ async fn a_runner_being_reset_is_handed_nothing_and_its_old_polls_nothing_after_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_poll_left_open_by_a_runner_that_exited_takes_nothing() {
+    let d = Dispatcher::new(1, 8);
+    d.runner_started(0);
+    // Ready, then killed while its poll was open; the supervisor saw the exit first.
+    let open = d.next(0);
+    tokio::pin!(open);
+    assert!(stays_pending(open.as_mut()).await);
+    assert!(
+        d.runner_ended(0, || diag("Runtime.ExitError", "signal: SIGKILL"))
+            .is_none()
+    );
+    // Queued during the pause before the restart: the dead poll leaves it in the queue.
+    let queued = d.enqueue(d.admit().unwrap(), event(), TTL);
+    assert!(stays_pending(open.as_mut()).await);
+    assert_eq!(d.queued(), 1);
+    assert_eq!(d.in_flight(), 0);
+    d.runner_started(0);
+    let inv = d.next(0).await;
+    assert_eq!(inv.id, *queued.id());
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_external_runtime_past_a_deadline_keeps_taking_work() {
     // INVOKER_COUNT=0: no supervisor starts its lives, so nothing would end a reset.
     let d = Dispatcher::new(1, 8);
