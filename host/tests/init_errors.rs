@@ -215,6 +215,15 @@ async fn served_in_every_phase(d: Dialect) {
             .args(["-9", &pid])
             .status();
     }
+    // Until the host has seen the crash, its poll may still look open: an invocation handed
+    // to it would fail with the crash (Runtime.ExitError), not with the next init's error.
+    for tries in 0.. {
+        if host.logs().contains("bootstrap exited: signal: SIGKILL") {
+            break;
+        }
+        assert!(tries < 3000, "the crash was never seen:\n{}", host.logs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for _ in 0..3 {
         let (status, body) = invoke(&host).await;
         assert_init_error(&d, status, &body, &host);
