@@ -2,7 +2,7 @@
 //! guest that never calls the host. It ticks only while some guest may be running: a
 //! [`Running`] guard is held across every stretch of guest code (a store's whole life, or a
 //! long-lived instance's work between two `next` calls). With no guard held for
-//! [`IDLE_TICKS`] ticks the thread parks, so that an idle host does not wake 500 times a
+//! `IDLE_TICKS` ticks the thread parks, so that an idle host does not wake 500 times a
 //! second; the first guard taken after that wakes it.
 
 use std::sync::Arc;
