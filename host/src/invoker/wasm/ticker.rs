@@ -14,7 +14,7 @@ use wasmtime::Engine;
 
 /// How often the epoch advances while a guest runs: a guest past its deadline is stopped
 /// within this.
-pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// Ticks with no guest running, and no guard taken, before the ticker parks (200 ms).
 const IDLE_TICKS: u32 = 100;
