@@ -130,6 +130,8 @@ fn guest_env(config: &Config) -> Vec<(String, String)> {
 pub struct WasmFunction {
     pre: InstancePre<Guest>,
     tmp_limit: usize,
+    /// Whether the module imports a WASI call that can leave anything in `/tmp`.
+    creates_tmp_entries: bool,
     pub kind: GuestKind,
     isolation: Isolation,
     memory_limit: usize,
@@ -225,6 +227,7 @@ impl WasmFunction {
             "WASI function ready to instantiate"
         );
         Ok(WasmFunction {
+            creates_tmp_entries: tmp::can_create_entries(pre.module()),
             pre,
             tmp_limit: settings.tmp_limit,
             kind,
@@ -258,13 +261,13 @@ impl WasmFunction {
     async fn run_loop(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
         let mut backoff = Duration::ZERO;
-        let scratch = tmp::scratch(runner);
+        let tmp = tmp::SlotTmp::new(runner, self.creates_tmp_entries);
         while !stop.is_cancelled() {
             let started = Instant::now();
             // A new instance is a new environment: an empty /tmp.
-            tmp::clear(&scratch, runner).await;
+            tmp.clear().await;
             dispatcher.env_started(runner);
-            let mut store = match self.store(runner, Mode::Loop(None), &scratch) {
+            let mut store = match self.store(runner, Mode::Loop(None), &tmp.scratch) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(instance = runner, "cannot create a sandbox: {e:#}");
@@ -310,13 +313,11 @@ impl WasmFunction {
     /// A fresh instance for every invocation.
     async fn run_fresh(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
-        let scratch = tmp::scratch(runner);
-        tmp::clear(&scratch, runner).await;
+        let tmp = tmp::SlotTmp::new(runner, self.creates_tmp_entries);
         dispatcher.env_started(runner);
         loop {
             // Between invocations the environment is only its /tmp.
-            let held = &scratch;
-            let switched = move || tmp::clear(held, runner);
+            let switched = || tmp.clear();
             let Some(inv) =
                 next_invocation(&dispatcher, runner, &self.metrics, &stop, switched).await
             else {
@@ -330,7 +331,7 @@ impl WasmFunction {
                     stdout: stdio_stream::StdoutPipe::new(self.shared.body_limit),
                 },
             };
-            let mut store = match self.store(runner, mode, &scratch) {
+            let mut store = match self.store(runner, mode, &tmp.scratch) {
                 Ok(s) => s,
                 Err(e) => {
                     let ended = Ended::HostFailure(format!("cannot create a sandbox: {e:#}"));
@@ -381,7 +382,7 @@ impl WasmFunction {
             // latency: the next one finds it empty.
             drop(store);
             if self.isolation == Isolation::Invocation {
-                tmp::clear(&scratch, runner).await;
+                tmp.clear().await;
             }
         }
     }

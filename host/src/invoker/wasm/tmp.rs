@@ -86,25 +86,61 @@ pub fn install(store: &mut Store<Guest>, scratch: Arc<Scratch>, limit: usize) {
     });
 }
 
-/// The scratch folder (`/tmp`) of instance slot `runner`; `None`, logged, when the host
-/// cannot make one.
-pub fn scratch(runner: RunnerId) -> Option<Arc<Scratch>> {
-    match Scratch::create(&format!("wasm-{runner}")) {
-        Ok(s) => Some(Arc::new(s)),
-        Err(e) => {
-            tracing::error!(instance = runner, "no /tmp for this instance slot: {e}");
-            None
-        }
-    }
+/// The WASI calls through which a guest can put an entry in a folder. A module that imports
+/// none of them can never leave anything in its `/tmp`: it gets no descriptor of a file there
+/// (its `/tmp` is empty when it starts), and the host's other imports touch no file.
+const CREATING_CALLS: [&str; 5] = [
+    "path_open",
+    "path_create_directory",
+    "path_symlink",
+    "path_link",
+    "path_rename",
+];
+
+/// Whether `module` imports a WASI call that can create an entry in `/tmp`.
+pub fn can_create_entries(module: &wasmtime::Module) -> bool {
+    module
+        .imports()
+        .any(|i| i.module() == WASI && CREATING_CALLS.contains(&i.name()))
 }
 
-/// Empties the scratch folder of instance slot `runner` (off the async worker when the
-/// guest left anything there).
-pub async fn clear(scratch: &Option<Arc<Scratch>>, runner: RunnerId) {
-    if let Some(s) = scratch
-        && let Err(e) = s.empty().await
-    {
-        tracing::error!(instance = runner, "cannot empty /tmp: {e}");
+/// The `/tmp` of one instance slot: its scratch folder (`None`, logged, when the host cannot
+/// make one), emptied between environments.
+pub struct SlotTmp {
+    pub scratch: Option<Arc<Scratch>>,
+    runner: RunnerId,
+    /// Whether the module can leave anything there (see [`can_create_entries`]); when it
+    /// cannot, the folder stays as empty as it was made and is not read again.
+    creatable: bool,
+}
+
+impl SlotTmp {
+    /// Makes (and empties) the scratch folder of slot `runner`.
+    pub fn new(runner: RunnerId, creatable: bool) -> SlotTmp {
+        let scratch = match Scratch::create(&format!("wasm-{runner}")) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                tracing::error!(instance = runner, "no /tmp for this instance slot: {e}");
+                None
+            }
+        };
+        SlotTmp {
+            scratch,
+            runner,
+            creatable,
+        }
+    }
+
+    /// Empties the folder (off the async worker when the guest left anything there).
+    pub async fn clear(&self) {
+        if !self.creatable {
+            return;
+        }
+        if let Some(s) = &self.scratch
+            && let Err(e) = s.empty().await
+        {
+            tracing::error!(instance = self.runner, "cannot empty /tmp: {e}");
+        }
     }
 }
 
@@ -132,4 +168,31 @@ fn requested(caller: &mut Caller<'_, Guest>, iovs: i32, n: i32) -> u64 {
             Some(u64::from(u32::from_le_bytes(len.try_into().ok()?)))
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(imports: &str) -> wasmtime::Module {
+        let engine = wasmtime::Engine::default();
+        let wasm = wat::parse_str(format!("(module {imports})")).unwrap();
+        wasmtime::Module::new(&engine, wasm).unwrap()
+    }
+
+    #[test]
+    fn only_a_module_importing_a_creating_call_can_leave_entries_in_tmp() {
+        let harmless = r#"
+            (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "path_unlink_file" (func (param i32 i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "fd_readdir" (func (param i32 i32 i32 i64 i32) (result i32)))
+            (import "lambda_v1" "path_open" (func))"#;
+        assert!(!can_create_entries(&module(harmless)));
+        for call in CREATING_CALLS {
+            let m = module(&format!(
+                r#"{harmless} (import "wasi_snapshot_preview1" "{call}" (func))"#
+            ));
+            assert!(can_create_entries(&m), "{call}");
+        }
+    }
 }
