@@ -249,7 +249,8 @@ impl RuntimeApi {
         match done {
             Ok(()) => {
                 if let Some(ext) = &self.extensions {
-                    ext.runtime_done(id, summary);
+                    let pid = || self.dispatcher.runner_pid(runner);
+                    ext.runtime_done(id, summary, pid);
                 }
                 accepted()
             }

@@ -206,6 +206,15 @@ async fn function_log_lines_and_platform_events_reach_the_telemetry_extension() 
         });
     }
     let records = layer.records("telemetry");
+    // The memory a function is given, and the most its runtime process has used.
+    let report = records
+        .iter()
+        .find(|t| t["type"] == "platform.report")
+        .map(|t| &t["record"]["metrics"]);
+    let report = report.expect("a platform.report");
+    assert_eq!(report["memorySizeMB"], 128, "{report}");
+    let used = report["maxMemoryUsedMB"].as_u64().unwrap_or(0);
+    assert!((1..128).contains(&used), "{report}");
     for kind in ["platform.initStart", "platform.start", "platform.report"] {
         assert!(
             records.iter().any(|t| t["type"] == kind),

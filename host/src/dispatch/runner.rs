@@ -40,6 +40,8 @@ struct Life {
     /// This life is being reset (an invocation it held passed its deadline): its supervisor
     /// is killing it, so its open polls are given nothing more.
     resetting: bool,
+    /// The process of this life, once its supervisor has started it.
+    pid: Option<u32>,
 }
 
 /// The runners' lives and their concurrency slots.
@@ -60,6 +62,7 @@ impl Runners {
             supervised: false,
             generation: 0,
             resetting: false,
+            pid: None,
         };
         Runners {
             lives: Mutex::new((0..runners).map(|_| life()).collect()),
@@ -98,6 +101,7 @@ impl Runners {
             l.supervised = true;
             l.generation += 1;
             l.resetting = false;
+            l.pid = None;
             if l.state == RunnerState::Ready {
                 l.state = RunnerState::Initialising;
             }
@@ -197,6 +201,16 @@ impl Dispatcher {
     /// A new life of `runner` begins: its process was (re)started.
     pub fn runner_started(&self, runner: RunnerId) {
         self.runners.start(runner);
+    }
+
+    /// The process of `runner`'s current life is `pid`.
+    pub fn runner_spawned(&self, runner: RunnerId, pid: Option<u32>) {
+        self.runners.with(runner, |l| l.pid = pid);
+    }
+
+    /// The process of `runner`'s current life, if a supervisor started one.
+    pub fn runner_pid(&self, runner: RunnerId) -> Option<u32> {
+        self.runners.with(runner, |l| l.pid)
     }
 
     /// `runner` reported an init error (`/init/error`): it takes nothing in this life, and

@@ -90,6 +90,8 @@ pub struct FunctionMeta {
     pub handler: String,
     pub account_id: String,
     pub arn: String,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, as `platform.report` gives it.
+    pub memory_mb: u32,
 }
 
 /// The host's extensions: registry, telemetry and processes.
@@ -111,6 +113,21 @@ pub struct Extensions {
     running: AtomicUsize,
     /// When each invocation in flight started and its deadline (`durationMs`).
     started: Mutex<HashMap<Arc<str>, (Instant, Instant)>>,
+}
+
+/// The peak resident memory of process `pid` over its life (`VmHWM`), in whole MiB rounded
+/// up, as Lambda reports `maxMemoryUsedMB`; `None` when the process is gone.
+fn peak_memory_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib.div_ceil(1024))
 }
 
 /// Invocations whose start is remembered for `platform.runtimeDone`.
@@ -164,6 +181,7 @@ impl Extensions {
                 handler: f.handler.clone().unwrap_or_default(),
                 account_id: f.account.clone(),
                 arn: f.arn(),
+                memory_mb: f.memory_mb,
             },
             telemetry: Arc::new(Telemetry::new(metrics.clone())),
             paths: config.extensions.clone(),
@@ -282,8 +300,15 @@ impl Extensions {
         });
     }
 
-    /// The runtime answered `request_id`: `platform.runtimeDone` and `platform.report`.
-    pub fn runtime_done(&self, request_id: &str, summary: Summary) {
+    /// The runtime answered `request_id`: `platform.runtimeDone` and `platform.report`,
+    /// whose `maxMemoryUsedMB` is the peak resident memory of the runtime's process `pid`
+    /// (read only when a subscriber wants platform records).
+    pub fn runtime_done(
+        &self,
+        request_id: &str,
+        summary: Summary,
+        pid: impl FnOnce() -> Option<u32>,
+    ) {
         if !self.telemetry.wanted() {
             return;
         }
@@ -293,6 +318,8 @@ impl Extensions {
         };
         let ms = started.map_or(0.0, |at| at.elapsed().as_secs_f64() * 1000.0);
         let Summary { status, bytes } = summary;
+        let max_used = pid().and_then(peak_memory_mb).unwrap_or(0);
+        let memory_size = self.meta.memory_mb;
         self.telemetry.publish_with(Kind::Platform, || {
             telemetry::record(
                 "platform.runtimeDone",
@@ -305,7 +332,8 @@ impl Extensions {
                 "platform.report",
                 json!({ "requestId": request_id, "status": status,
                         "metrics": { "durationMs": ms, "billedDurationMs": ms.ceil() as u64,
-                                     "memorySizeMB": 0, "maxMemoryUsedMB": 0 } }),
+                                     "memorySizeMB": memory_size,
+                                     "maxMemoryUsedMB": max_used } }),
             )
         });
     }

@@ -115,6 +115,7 @@ pub async fn supervise(
             }
         };
         let pid = child.id();
+        dispatcher.runner_spawned(runner, pid);
         let tenant = dispatcher.tenant_of(runner);
         let tenant = tenant.as_ref().map(|t| t.as_str());
         tracing::info!(bootstrap = runner, pid, tenant, "bootstrap started");
