@@ -132,6 +132,8 @@ pub struct WasmFunction {
     tmp_limit: usize,
     /// Whether the module imports a WASI call that can leave anything in `/tmp`.
     creates_tmp_entries: bool,
+    /// Whether the module can reach a preopened folder at all (see [`reaches_preopens`]).
+    preopens: bool,
     pub kind: GuestKind,
     isolation: Isolation,
     memory_limit: usize,
@@ -184,6 +186,22 @@ impl std::fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
+/// Whether `module` imports a WASI call through which a guest can find or use a preopened
+/// folder: any `path_*` call, `fd_readdir`, or the two that name the preopens. A module that
+/// imports none of them cannot reach the function folder or `/tmp`, so its instances get no
+/// preopens: two opens and two closes less per instance, and nothing the guest could do
+/// changes (`fd_filestat_get` on descriptor 3 is EBADF instead of a folder's metadata).
+fn reaches_preopens(module: &wasmtime::Module) -> bool {
+    module.imports().any(|i| {
+        i.module() == "wasi_snapshot_preview1"
+            && (i.name().starts_with("path_")
+                || matches!(
+                    i.name(),
+                    "fd_readdir" | "fd_prestat_get" | "fd_prestat_dir_name"
+                ))
+    })
+}
+
 impl WasmFunction {
     /// Compiles (or loads from the cache) and links the module; starts the epoch ticker.
     pub fn load(
@@ -228,6 +246,7 @@ impl WasmFunction {
         );
         Ok(WasmFunction {
             creates_tmp_entries: tmp::can_create_entries(pre.module()),
+            preopens: reaches_preopens(pre.module()),
             pre,
             tmp_limit: settings.tmp_limit,
             kind,
@@ -463,13 +482,17 @@ impl WasmFunction {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        b.preopened_dir(&self.task_root, &self.task_root_guest, FsPerms::ReadOnly)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("cannot open {}", self.task_root.display()))?;
-        if let Some(s) = scratch {
-            b.preopened_dir(s.path(), "/tmp", FsPerms::ReadWrite)
+        if self.preopens {
+            b.preopened_dir(&self.task_root, &self.task_root_guest, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
-                .context("cannot open the scratch folder as /tmp")?;
+                .with_context(|| format!("cannot open {}", self.task_root.display()))?;
+            if let Some(s) = scratch {
+                b.preopened_dir(s.path(), "/tmp", FsPerms::ReadWrite)
+                    .map_err(anyhow::Error::from)
+                    .context("cannot open the scratch folder as /tmp")?;
+            }
+        }
+        if scratch.is_some() {
             b.env("TMPDIR", "/tmp");
         }
         if let Mode::Stdio { invocation, stdout } = &mode {
@@ -549,4 +572,38 @@ pub(super) async fn next_invocation<F: Future<Output = ()>>(
 /// Resolves when the dispatcher resets `runner` (an invocation it held passed its deadline).
 async fn reset(dispatcher: &Dispatcher, runner: RunnerId) {
     dispatcher.reset_signal(runner).notified().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reaches_preopens;
+
+    fn module(imports: &str) -> wasmtime::Module {
+        let wasm = wat::parse_str(format!("(module {imports})")).unwrap();
+        wasmtime::Module::new(&wasmtime::Engine::default(), wasm).unwrap()
+    }
+
+    #[test]
+    fn only_a_module_importing_a_folder_call_gets_preopens() {
+        let echo = r#"
+            (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "environ_get" (func (param i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "fd_filestat_get" (func (param i32 i32) (result i32)))
+            (import "lambda_v1" "path_open" (func))"#;
+        assert!(!reaches_preopens(&module(echo)));
+        for call in [
+            "path_open",
+            "path_filestat_get",
+            "path_readlink",
+            "path_unlink_file",
+            "fd_readdir",
+            "fd_prestat_get",
+            "fd_prestat_dir_name",
+        ] {
+            let m = module(&format!(
+                r#"{echo} (import "wasi_snapshot_preview1" "{call}" (func))"#
+            ));
+            assert!(reaches_preopens(&m), "{call}");
+        }
+    }
 }
