@@ -2,7 +2,8 @@
 //! `lambda:function/handler` interface of guest-sdk/wit. The host takes each invocation from
 //! the Dispatcher and calls `handle(event, context)`; the result becomes the invocation's
 //! outcome, so wrappers, sink and metrics work as for every other function. The component
-//! template (`InstancePre`) is built once; every instance gets its own store with the same
+//! template (`InstancePre`) is built once; every instance gets its own store, in a slot of
+//! the engine's instance pool (copy-on-write memory, resident pages kept), with the same
 //! sandbox as a core module (read-only task folder, Lambda environment only, no sockets,
 //! memory cap, epoch deadline). `WASM_ISOLATION=loop` keeps one instance per slot for many
 //! invocations, `invocation` makes a fresh one for each. A component that also exports
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandIndices;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -30,6 +31,7 @@ use self::convert::{ended_by, outcome, wit_context};
 pub use self::state::{DenyAll, Outbound};
 use self::state::{Hooks, State};
 use super::abi::Shared;
+use super::engine::Pool;
 use super::output::LogStream;
 use super::{DeadlineExceeded, cache};
 use crate::config::{Config, Isolation, WasmSettings};
@@ -76,7 +78,8 @@ pub struct LambdaComponent {
     /// Present when the component exports `wasi:cli/run`: its initialisation.
     init: Option<CommandIndices>,
     isolation: Isolation,
-    memory_limit: usize,
+    /// The engine's instance pool; its slot's limits bound every store.
+    pool: Pool,
     shared: Arc<Shared>,
     env: Vec<(String, String)>,
     task_root: std::path::PathBuf,
@@ -111,7 +114,9 @@ impl LambdaComponent {
         dispatcher: Arc<Dispatcher>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<LambdaComponent> {
-        let engine = engine(settings.perf_map)?;
+        let slots = config.invoker_count.max(1) as u32;
+        let pool = Pool::components(slots, settings.memory_limit);
+        let engine = super::engine::build(pool, settings.perf_map)?;
         let precompiled = cache::precompiled_path(&settings.module);
         let places = cache::Places {
             precompiled: Some(&precompiled),
@@ -148,7 +153,7 @@ impl LambdaComponent {
             indices,
             init,
             isolation: settings.isolation,
-            memory_limit: settings.memory_limit,
+            pool,
             shared: Arc::new(Shared {
                 dispatcher,
                 function_arn: config.function.arn(),
@@ -343,9 +348,7 @@ impl LambdaComponent {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks: Hooks(self.outbound.clone()),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.memory_limit)
-                .build(),
+            limits: self.pool.store_limits(),
             deadline: None,
             tag,
             stderr,
@@ -365,16 +368,4 @@ impl LambdaComponent {
 /// Resolves when the dispatcher resets `runner` (an invocation it held passed its deadline).
 async fn reset(dispatcher: &Dispatcher, runner: RunnerId) {
     dispatcher.reset_signal(runner).notified().await
-}
-
-/// The engine of a Lambda component: epoch interruption and copy-on-write memory images.
-/// Instances are allocated on demand: components hold several core instances, memories and
-/// tables each, which the core modules' pool is not sized for.
-pub(super) fn engine(perf_map: bool) -> anyhow::Result<Engine> {
-    let mut cfg = wasmtime::Config::new();
-    cfg.epoch_interruption(true).memory_init_cow(true);
-    if perf_map {
-        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
-    }
-    Engine::new(&cfg).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e:#}"))
 }

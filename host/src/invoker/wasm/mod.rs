@@ -149,24 +149,17 @@ pub struct WasmFunction {
 /// artifact and its integrity record beside it (`bootstrap.cwasm`, readable by all, as an
 /// image's files are); returns the artifact's path. Used by `aws-custom-runtime compile`.
 /// `slots` is INVOKER_COUNT: it sizes the engine's pool, as when serving. A component gets
-/// the engine it is served with (a wasi:http component's or a Lambda component's).
+/// the engine it is served with (the components' pool, for wasi:http and Lambda components).
 pub fn precompile(slots: usize, settings: &WasmSettings) -> anyhow::Result<std::path::PathBuf> {
     let slots = slots.max(1) as u32;
     let bytes = std::fs::read(&settings.module)
         .with_context(|| format!("cannot read {}", settings.module.display()))?;
-    let engine = if !lambda_component::is_component(&bytes) {
-        engine::build(
-            engine::Pool::modules(slots, settings.memory_limit),
-            settings.perf_map,
-        )?
-    } else if exports_http_handler(&bytes) {
-        engine::build(
-            engine::Pool::components(slots, settings.memory_limit),
-            settings.perf_map,
-        )?
+    let pool = if lambda_component::is_component(&bytes) {
+        engine::Pool::components(slots, settings.memory_limit)
     } else {
-        lambda_component::engine(settings.perf_map)?
+        engine::Pool::modules(slots, settings.memory_limit)
     };
+    let engine = engine::build(pool, settings.perf_map)?;
     let compiled = cache::precompile(&engine, &bytes)?;
     let path = cache::precompiled_path(&settings.module);
     artifact::write(&engine, &bytes, &compiled, &path, 0o644)
