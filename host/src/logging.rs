@@ -16,6 +16,22 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
 
+/// The span of every WASI call wasmtime-wasi makes (`#[instrument]`, at INFO): one per
+/// `fd_write`, `fd_read`, `clock_time_get`... of every guest, with its arguments formatted,
+/// and the prefix of every log line a guest writes (`fd_write{fd=Fd(2) ciovs=...}:`). Quiet
+/// unless the filter names wasmtime-wasi itself.
+const WASI_CALL_SPANS: &str = "wasmtime_wasi=warn";
+
+/// The filter `spec` (LOG_LEVEL or RUST_LOG syntax) stands for, or `None` when it does not
+/// parse. wasmtime-wasi's per-call spans are left out unless `spec` names `wasmtime_wasi`.
+pub fn filter(spec: &str) -> Option<EnvFilter> {
+    let filter = EnvFilter::try_new(spec).ok()?;
+    if spec.contains("wasmtime_wasi") {
+        return Some(filter);
+    }
+    Some(filter.add_directive(WASI_CALL_SPANS.parse().ok()?))
+}
+
 /// Installs the global subscriber. Keep the guard until exit: dropping it flushes what is
 /// buffered (waiting at most about a second for a stuck stderr).
 pub fn init(filter: EnvFilter) -> WorkerGuard {
@@ -57,5 +73,57 @@ fn report_drops() {
             reported = now;
         }
         last = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::filter;
+
+    /// What a subscriber with `spec` writes for a guest's log line inside a WASI call's span.
+    fn guest_line(spec: &str) -> String {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter(spec).unwrap())
+            .with_writer(move || Writer(sink.clone()))
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(target: "wasmtime_wasi::p1", "fd_write", fd = 2);
+            let _entered = span.enter();
+            tracing::info!(target: "function", "hello from the guest");
+        });
+        String::from_utf8(out.lock().unwrap().clone()).unwrap()
+    }
+
+    struct Writer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn wasi_call_spans_are_quiet_unless_the_filter_names_wasmtime_wasi() {
+        for spec in ["info", "debug", "aws_custom_runtime=debug,info"] {
+            let line = guest_line(spec);
+            assert!(line.contains("hello from the guest"), "{spec}: {line}");
+            assert!(!line.contains("fd_write"), "{spec}: {line}");
+        }
+        let line = guest_line("info,wasmtime_wasi=info");
+        assert!(
+            line.contains("fd_write{fd=2}: function: hello from the guest"),
+            "{line}"
+        );
+        assert!(filter("no=such=level").is_none());
     }
 }

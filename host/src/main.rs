@@ -87,7 +87,7 @@ fn compile(args: &Args, target: Option<&std::path::Path>) -> ExitCode {
 fn init_logging(args: &Args) -> WorkerGuard {
     let filter = args
         .log_filters()
-        .find_map(|f| EnvFilter::try_new(f).ok())
+        .find_map(aws_custom_runtime::logging::filter)
         .unwrap_or_else(|| EnvFilter::new("info"));
     aws_custom_runtime::logging::init(filter)
 }
