@@ -512,3 +512,25 @@ async fn a_component_without_the_lambda_handler_is_refused_at_start() {
         "the refusal names what is missing: {out}"
     );
 }
+
+#[test]
+fn a_component_that_cannot_be_instantiated_within_the_limits_stops_the_start() {
+    // The Rust component's initial memory (its 1 MiB stack and data) is above a 512 KiB cap:
+    // the start fails saying so, instead of every invocation failing.
+    let [(_, rust), _] = functions();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&rust, dir.path().join("bootstrap.wasm")).unwrap();
+    let (status, out) = common::run_to_exit(&[
+        ("LAMBDA_TASK_ROOT", dir.path().to_str().unwrap()),
+        ("WASM_CACHE_DIR", "off"),
+        ("WASM_MEMORY_LIMIT", "512KiB"),
+    ]);
+    assert!(!status.success(), "{out}");
+    // wasmtime's pool refuses the memory when the component is loaded; a limit it checks only
+    // at instantiation (core instances, memories) is caught by the start-up instantiation.
+    assert!(
+        out.contains("does not fit in pooling allocator")
+            || out.contains("cannot be instantiated within the limits"),
+        "the refusal says why: {out}"
+    );
+}

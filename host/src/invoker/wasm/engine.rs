@@ -123,3 +123,23 @@ pub fn build(pool: Pool, perf_map: bool) -> anyhow::Result<Engine> {
         }
     }
 }
+
+/// How long the start-up instantiation of [`check_fits`] may run guest code.
+pub const START_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `instantiate` (one instance of the function in a fresh store whose deadline is
+/// [`START_CHECK`] away) to its end at start-up, so that a component the pool cannot hold
+/// (too many memories or core instances, too large an initial memory) stops the start with
+/// a message rather than failing every invocation. Called on a blocking thread.
+pub fn check_fits<T>(
+    instantiate: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(anyhow::Error::from)
+        .map_err(|e| e.context("cannot check the component"))?;
+    rt.block_on(instantiate)
+        .map_err(anyhow::Error::from)
+        .map_err(|e| e.context("bootstrap.wasm cannot be instantiated within the limits"))?;
+    Ok(())
+}

@@ -142,13 +142,7 @@ impl LambdaComponent {
             .context("bootstrap.wasm does not export the Lambda handler as guest-sdk/wit says")?;
         let init = CommandIndices::new(&pre).ok();
         let ticker = super::ticker::Ticker::start(&engine);
-        tracing::info!(
-            isolation = ?settings.isolation,
-            memory_limit = settings.memory_limit,
-            init = init.is_some(),
-            "Lambda component ready to instantiate"
-        );
-        Ok(LambdaComponent {
+        let function = LambdaComponent {
             pre,
             indices,
             init,
@@ -168,7 +162,21 @@ impl LambdaComponent {
             outbound,
             metrics,
             source,
-        })
+        };
+        // One instance at start-up (its `wasi:cli/run` is not called): a component the pool
+        // cannot hold stops the start instead of failing every invocation.
+        let mut store = function.store(0)?;
+        store.data_mut().deadline = Some(Instant::now() + super::engine::START_CHECK);
+        let running = function.shared.ticker.run();
+        super::engine::check_fits(function.pre.instantiate_async(&mut store))?;
+        drop((running, store));
+        tracing::info!(
+            isolation = ?settings.isolation,
+            memory_limit = settings.memory_limit,
+            init = function.init.is_some(),
+            "Lambda component ready to instantiate"
+        );
+        Ok(function)
     }
 
     /// Runs instance slot `runner` until `stop`: takes invocations one at a time and hands

@@ -176,17 +176,10 @@ impl HttpFunction {
         Ok(function)
     }
 
-    /// Instantiates once at start-up so that a component the pool cannot hold (too many
-    /// memories, too large an initial memory) stops the start rather than every request.
+    /// Instantiates once at start-up (see [`engine::check_fits`]).
     fn check_fits(&self) -> anyhow::Result<()> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .context("cannot check the component")?;
-        let mut store = self.store(0, "start-up".into(), Instant::now() + START_CHECK)?;
-        rt.block_on(self.pre.instantiate_async(&mut store))
-            .map_err(anyhow::Error::from)
-            .context("bootstrap.wasm cannot be instantiated within the limits")?;
-        Ok(())
+        let mut store = self.store(0, "start-up".into(), Instant::now() + engine::START_CHECK)?;
+        engine::check_fits(self.pre.instantiate_async(&mut store))
     }
 
     /// A store with a fresh sandbox for request `id`.
@@ -239,9 +232,6 @@ impl HttpFunction {
         Ok(store)
     }
 }
-
-/// How long the start-up instantiation may take.
-const START_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Refuses a component that is not a `wasi:http` handler, naming what it exports.
 fn check_exports(engine: &Engine, component: &Component) -> anyhow::Result<()> {
