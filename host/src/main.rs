@@ -7,9 +7,9 @@ use clap::Parser;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
-/// The static musl build (the shipped image) allocates with mimalloc: musl's own allocator
-/// halves the throughput of 1 MB bodies (`make bench`, native-musl against native).
-#[cfg(target_env = "musl")]
+/// Every build allocates with mimalloc: musl's own allocator halves the throughput of 1 MB
+/// bodies (native-musl against native), and glibc's costs fresh WASI instances a third of
+/// their throughput in arena-lock contention and consolidation (`make bench`, README).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
