@@ -9,8 +9,10 @@ use std::time::Duration;
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-/// Lines that wait for stderr before new ones are dropped.
-const BUFFERED_LINES: usize = 16_384;
+/// Lines that wait for stderr before new ones are dropped: a stall of ~100 ms at 40k lines/s.
+/// The writer's channel allocates and touches every slot (32 bytes) at start-up: 16,384 cost
+/// 0.5 MB of the idle host's RSS.
+const BUFFERED_LINES: usize = 4_096;
 /// How often the drop count is looked at.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
