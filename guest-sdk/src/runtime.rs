@@ -11,9 +11,43 @@ use std::{fmt::Debug, future::poll_fn, sync::Arc};
 /// keeps it from allocating a payload-sized buffer for each one.
 #[derive(Default)]
 pub(crate) struct Buffers {
-    pub(crate) event: Vec<u8>,
-    context: Vec<u8>,
+    pub(crate) event: Inbox,
+    context: Inbox,
     response: Vec<u8>,
+}
+
+/// A buffer the host copies a payload into. Its bytes stay initialised up to the largest
+/// payload it has held, so a payload no larger than an earlier one is copied in without the
+/// buffer being zeroed first (a megabyte event is not memset before every copy).
+#[derive(Default)]
+pub(crate) struct Inbox {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Inbox {
+    /// The payload last copied in.
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The ABI's copy protocol: offer at least `size_hint` bytes (the whole buffer when it is
+    /// larger); when the host answers with a larger size it copied nothing, so grow to that
+    /// size and ask again. `None` when the host answers -1 (no current invocation).
+    fn copy_in(&mut self, size_hint: usize, mut call: impl FnMut(&mut [u8]) -> i32) -> Option<()> {
+        self.len = 0;
+        if self.buf.len() < size_hint {
+            self.buf.resize(size_hint, 0);
+        }
+        loop {
+            let size = usize::try_from(call(&mut self.buf)).ok()?;
+            if size <= self.buf.len() {
+                self.len = size;
+                return Some(());
+            }
+            self.buf.resize(size, 0);
+        }
+    }
 }
 
 /// The context JSON is small; this first offer avoids a second `context` call almost always.
@@ -70,30 +104,12 @@ pub(crate) fn receive<H: Host>(
     buffers: &mut Buffers,
     env_config: &Arc<Config>,
 ) -> Option<Result<Context, Diagnostic>> {
-    copy_in(&mut buffers.event, announced, |buf| host.event(buf))?;
-    let hint = buffers.context.capacity().max(CONTEXT_SIZE_HINT);
-    copy_in(&mut buffers.context, hint, |buf| host.context(buf))?;
-    Some(Context::decode(&buffers.context, Arc::clone(env_config)).map_err(Diagnostic::from))
-}
-
-/// The ABI's copy protocol: offer `size_hint` bytes; when the host answers with a larger size it
-/// copied nothing, so grow to that size and ask again. Leaves `buf` holding exactly the data.
-/// `None` when the host answers -1 (no current invocation).
-fn copy_in(
-    buf: &mut Vec<u8>,
-    size_hint: usize,
-    mut call: impl FnMut(&mut [u8]) -> i32,
-) -> Option<()> {
-    buf.clear();
-    buf.resize(size_hint, 0);
-    loop {
-        let size = usize::try_from(call(buf)).ok()?;
-        if size <= buf.len() {
-            buf.truncate(size);
-            return Some(());
-        }
-        buf.resize(size, 0);
-    }
+    buffers.event.copy_in(announced, |buf| host.event(buf))?;
+    buffers
+        .context
+        .copy_in(CONTEXT_SIZE_HINT, |buf| host.context(buf))?;
+    let context = buffers.context.data();
+    Some(Context::decode(context, Arc::clone(env_config)).map_err(Diagnostic::from))
 }
 
 /// Runs the handler on one invocation and serializes its response into `buffers.response`.
@@ -108,9 +124,10 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let event = deserializer::deserialize::<A>(&buffers.event, context).inspect_err(|err| {
-        eprintln!("lambda_wasi: the handler was not called: {err}");
-    })?;
+    let event =
+        deserializer::deserialize::<A>(buffers.event.data(), context).inspect_err(|err| {
+            eprintln!("lambda_wasi: the handler was not called: {err}");
+        })?;
     let response = handler.call(event).await.map_err(Into::into)?;
     buffers.response.clear();
     serde_json::to_writer(&mut buffers.response, &response)?;

@@ -134,7 +134,7 @@ where
             .into());
         }
         let response = match received {
-            Ok(context) => match deserializer::deserialize::<A>(&buffers.event, context) {
+            Ok(context) => match deserializer::deserialize::<A>(buffers.event.data(), context) {
                 Ok(event) => handler.call(event).await.map_err(Into::into),
                 Err(e) => Err(Diagnostic::from(e)),
             },

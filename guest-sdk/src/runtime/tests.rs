@@ -299,25 +299,30 @@ fn a_service_that_cannot_become_ready_fails_the_invocation_and_stops() {
 fn copy_in_offers_the_hint_then_grows_to_the_announced_size() {
     let data = b"0123456789";
     let mut offers = Vec::new();
-    let mut buf = Vec::new();
-    let copied = copy_in(&mut buf, 4, |dest| {
+    let mut inbox = Inbox::default();
+    let copied = inbox.copy_in(4, |dest| {
         offers.push(dest.len());
         FakeHost::copy(Some(data), dest)
     });
     assert_eq!(copied, Some(()));
-    assert_eq!(buf, data);
+    assert_eq!(inbox.data(), data);
     assert_eq!(offers, [4, 10]);
 
-    let copied = copy_in(&mut buf, 64, |dest| FakeHost::copy(Some(b"abc"), dest));
+    // A smaller payload reuses the buffer as it is: one offer of all of it, no leftovers.
+    let mut offers = Vec::new();
+    let copied = inbox.copy_in(3, |dest| {
+        offers.push(dest.len());
+        dest[..2].fill(b'!');
+        FakeHost::copy(Some(b"abc"), dest)
+    });
     assert_eq!(copied, Some(()));
-    assert_eq!(buf, b"abc");
+    assert_eq!(inbox.data(), b"abc");
+    assert_eq!(offers, [10]);
 }
 
 #[test]
 fn copy_in_reports_a_missing_invocation() {
-    let mut buf = Vec::new();
-    assert_eq!(
-        copy_in(&mut buf, 8, |dest| FakeHost::copy(None, dest)),
-        None
-    );
+    let mut inbox = Inbox::default();
+    assert_eq!(inbox.copy_in(8, |dest| FakeHost::copy(None, dest)), None);
+    assert_eq!(inbox.data(), b"");
 }
