@@ -37,7 +37,7 @@ impl Inbox {
     fn copy_in(&mut self, size_hint: usize, mut call: impl FnMut(&mut [u8]) -> i32) -> Option<()> {
         self.len = 0;
         if self.buf.len() < size_hint {
-            self.buf.resize(size_hint, 0);
+            self.grow(size_hint);
         }
         loop {
             let size = usize::try_from(call(&mut self.buf)).ok()?;
@@ -45,8 +45,15 @@ impl Inbox {
                 self.len = size;
                 return Some(());
             }
-            self.buf.resize(size, 0);
+            self.grow(size);
         }
+    }
+
+    /// A zeroed buffer of `size` bytes in place of the old one, whose bytes are not needed:
+    /// a fresh zeroed allocation is not copied from the old one, and a large one comes from
+    /// new linear memory, which is zero already (no memset in a fresh instance).
+    fn grow(&mut self, size: usize) {
+        self.buf = vec![0; size];
     }
 }
 
