@@ -85,7 +85,7 @@ impl Pool {
             .total_tables(n * self.tables)
             .total_stacks(n * self.stacks)
             .max_memory_size(self.memory_limit.div_ceil(PAGE) * PAGE)
-            .linear_memory_keep_resident(1 << 20)
+            .linear_memory_keep_resident(keep_resident())
             .table_keep_resident(64 * 1024)
             .pagemap_scan(wasmtime::Enabled::Auto);
         if self.components {
@@ -98,6 +98,20 @@ impl Pool {
                 .table_elements(COMPONENT_TABLE_ELEMENTS);
         }
         pool
+    }
+}
+
+/// How much of a linear memory a pool slot keeps mapped between instances. With
+/// `pagemap_scan` (Linux >= 6.7) a reset restores only the pages the last instance dirtied,
+/// so keeping 8 MiB resident lets a fresh instance handle a megabyte-sized event without a
+/// page fault per 4 KiB (≈ 740 faults per 1 MB echo with 1 MiB kept: 1.5x the requests per
+/// second with `WASM_ISOLATION=invocation`), for at most 8 MiB held per memory of a slot
+/// once a large event dirtied it. Without `pagemap_scan` a reset zeroes the whole kept part,
+/// so it stays at 1 MiB.
+fn keep_resident() -> usize {
+    match PoolingAllocationConfig::is_pagemap_scan_available() {
+        true => 8 << 20,
+        false => 1 << 20,
     }
 }
 
