@@ -1,7 +1,8 @@
 //! Scratch folders of execution environments through the real binary: Landlock keeps a
 //! native environment out of another's scratch folder, a WASI `/tmp` is capped by
 //! `WASM_TMP_LIMIT` and fresh per call in invocation isolation, and `awslambdaric` runs
-//! confined, with its packages in the function's folder as on AWS.
+//! confined, with its packages in the function's folder as on AWS. A host that was killed
+//! leaves its scratch folders behind; the next one on the same temp folder removes them.
 
 mod common;
 
@@ -90,6 +91,74 @@ async fn wasi_tmp_is_capped_and_fresh_per_call_in_invocation_isolation() {
             "a fresh /tmp per call: {body}"
         );
     }
+}
+
+/// A PID that names no process: one of a child that has exited.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
+/// `<tmp>/aws-custom-runtime-<pid>/wasm-0/left`, as a host with that PID makes it.
+fn host_folder(tmp: &std::path::Path, pid: u32) -> std::path::PathBuf {
+    let root = tmp.join(format!("aws-custom-runtime-{pid}"));
+    std::fs::create_dir_all(root.join("wasm-0")).unwrap();
+    std::fs::write(root.join("wasm-0/left"), b"x").unwrap();
+    root
+}
+
+#[tokio::test]
+async fn a_killed_hosts_scratch_folders_are_removed_by_the_next_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_dir = tmp.path().to_str().unwrap();
+    let dir = function("wasm-sdk");
+    let env = [("INVOKER_COUNT", "1"), ("TMPDIR", tmp_dir)];
+    let left = host_folder(tmp.path(), dead_pid());
+    // A host that is alive but takes no lock (an older version), and one in another PID
+    // namespace (its PID names no process here, but it holds its folder): both are kept.
+    let mut alive = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let unlocked = host_folder(tmp.path(), alive.id());
+    let held = host_folder(tmp.path(), dead_pid());
+    let lock = std::fs::File::open(&held).unwrap();
+    lock.try_lock().unwrap();
+    let other = tmp.path().join("aws-custom-runtime-cache-of-someone");
+    std::fs::create_dir(&other).unwrap();
+
+    let mut first = Host::start(dir.path(), &env);
+    assert_eq!(first.invoke(json!({"op": "remember"})).await.0, 200);
+    let own = tmp
+        .path()
+        .join(format!("aws-custom-runtime-{}", first.pid()));
+    assert!(own.join("wasm-0").is_dir(), "no scratch folder at {own:?}");
+    assert!(!left.exists(), "a gone host's folder is still there");
+    assert!(unlocked.join("wasm-0/left").exists());
+    assert!(held.join("wasm-0/left").exists());
+    assert!(other.exists());
+
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    assert!(
+        own.is_dir(),
+        "SIGKILL leaves the folder (nothing could remove it)"
+    );
+    let mut second = Host::start(dir.path(), &env);
+    let body = second.invoke(json!({"op": "remember"})).await.1;
+    assert_eq!(remembered(&body, "tmp").len(), 1, "{body}");
+    assert!(!own.exists(), "the killed host's folder is still there");
+    let next = tmp
+        .path()
+        .join(format!("aws-custom-runtime-{}", second.pid()));
+    assert!(next.join("wasm-0").is_dir());
+    second.signal("TERM");
+    second.wait_exit(Duration::from_secs(30));
+    assert!(!next.exists(), "a host that stops removes its folder");
+    assert!(held.exists() && unlocked.exists());
+    let _ = alive.kill();
+    let _ = alive.wait();
 }
 
 const PYTHON_HANDLER: &str = r#"import json, os
