@@ -137,7 +137,10 @@ fn held_root(held: &mut Option<Held>) -> io::Result<PathBuf> {
         return Ok(h.path.clone());
     }
     let tmp = std::env::temp_dir();
-    remove_leftovers(&tmp);
+    // Once per process: where no host folder can be made (a read-only temp folder), every
+    // sandbox asks again, and must not read the temp folder each time.
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| remove_leftovers(&tmp));
     let pid = std::process::id();
     for n in 0..64 {
         let name = match n {
