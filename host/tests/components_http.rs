@@ -172,6 +172,7 @@ async fn the_sandbox_holds_deadline_memory_environment_and_files() {
             ("INVOKER_COUNT", "1"),
             ("FUNCTION_TTL", "2s"),
             ("WASM_MEMORY_LIMIT", "32MiB"),
+            ("WASM_TMP_LIMIT", "1MiB"),
             ("HOST_SECRET_TOKEN", "do-not-leak"),
         ],
     );
@@ -204,6 +205,22 @@ async fn the_sandbox_holds_deadline_memory_environment_and_files() {
     assert!(fs.contains("task-read: ok function data"), "{fs}");
     assert!(fs.contains("task-write: refused"), "{fs}");
     assert!(!dir.path().join("new.txt").exists());
+    assert!(fs.contains("tmp-write: ok"), "{fs}");
+    assert!(fs.contains("tmpdir: /tmp"), "{fs}");
+    // A fresh /tmp per request: the last request's file is gone.
+    let (_, fs) = get(&host, "/fs").await;
+    assert!(fs.contains("tmp-seen: refused (NotFound)"), "{fs}");
+    // Capped at WASM_TMP_LIMIT.
+    let (status, small) = get(&host, "/fill?262144").await;
+    assert_eq!(status, 200);
+    assert_eq!(small, "written 262144 ok");
+    let (_, big) = get(&host, &format!("/fill?{}", 8 << 20)).await;
+    let written: u64 = big
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{big}"));
+    assert!(written <= 1 << 20 && big.contains("error"), "{big}");
 }
 
 #[tokio::test]

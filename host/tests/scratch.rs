@@ -57,39 +57,56 @@ async fn a_native_environment_cannot_read_another_environments_scratch() {
 
 #[tokio::test]
 async fn wasi_tmp_is_capped_and_fresh_per_call_in_invocation_isolation() {
-    let dir = function("wasm-sdk");
-    let host = Host::start(
-        dir.path(),
-        &[("INVOKER_COUNT", "1"), ("WASM_TMP_LIMIT", "1MiB")],
-    );
-    // Mode NONE, loop isolation: one /tmp per environment, kept between calls.
-    let first = host.invoke(json!({"op": "remember"})).await.1;
-    let second = host.invoke(json!({"op": "remember"})).await.1;
-    assert_eq!(
-        remembered(&second, "tmp").len(),
-        remembered(&first, "tmp").len() + 1
-    );
-    let (_, small) = host
-        .invoke(json!({"op": "fill", "bytes": 256 * 1024}))
-        .await;
-    assert_eq!(small["error"], Value::Null, "{small}");
-    let (_, big) = host.invoke(json!({"op": "fill", "bytes": 8 << 20})).await;
-    let written = big["written"].as_u64().unwrap();
-    assert!(written <= 1 << 20, "wrote past the cap: {big}");
-    let error = big["error"].as_str().unwrap_or_default().to_lowercase();
-    assert!(error.contains("no space"), "{big}");
-    drop(host);
-    let host = Host::start(
-        dir.path(),
-        &[("INVOKER_COUNT", "1"), ("WASM_ISOLATION", "invocation")],
-    );
-    for _ in 0..2 {
-        let body = host.invoke(json!({"op": "remember"})).await.1;
-        assert_eq!(
-            remembered(&body, "tmp").len(),
-            1,
-            "a fresh /tmp per call: {body}"
+    // The SDK guest as a core module and as a Lambda component (wasm32-wasip2), whose files
+    // are written through wasi:filesystem streams.
+    for kind in ["wasm-sdk", "component"] {
+        let dir = function(kind);
+        let host = Host::start(
+            dir.path(),
+            &[("INVOKER_COUNT", "1"), ("WASM_TMP_LIMIT", "1MiB")],
         );
+        // Mode NONE, loop isolation: one /tmp per environment, kept between calls.
+        let first = host.invoke(json!({"op": "remember"})).await.1;
+        let second = host.invoke(json!({"op": "remember"})).await.1;
+        assert_eq!(
+            remembered(&second, "tmp").len(),
+            remembered(&first, "tmp").len() + 1,
+            "{kind}: {second}"
+        );
+        let (_, tmpdir) = host.invoke(json!({"op": "env", "name": "TMPDIR"})).await;
+        assert_eq!(tmpdir["value"], "/tmp", "{kind}");
+        let (_, small) = host
+            .invoke(json!({"op": "fill", "bytes": 256 * 1024}))
+            .await;
+        assert_eq!(small["error"], Value::Null, "{kind}: {small}");
+        let (_, big) = host.invoke(json!({"op": "fill", "bytes": 8 << 20})).await;
+        let written = big["written"].as_u64().unwrap();
+        assert!(written <= 1 << 20, "{kind}: wrote past the cap: {big}");
+        let error = big["error"].as_str().unwrap_or_default().to_lowercase();
+        // The refusal is ENOSPC on both, but Rust's wasm32-wasip2 libc does not import
+        // `filesystem-error-code`, through which a stream's error tells its code: it says EIO.
+        let expected = if kind == "component" {
+            "i/o error"
+        } else {
+            "no space"
+        };
+        assert!(error.contains(expected), "{kind}: {big}");
+        // A refused write leaves the environment serving.
+        let (status, _) = host.invoke(json!({"op": "remember"})).await;
+        assert_eq!(status, 200, "{kind}");
+        drop(host);
+        let host = Host::start(
+            dir.path(),
+            &[("INVOKER_COUNT", "1"), ("WASM_ISOLATION", "invocation")],
+        );
+        for _ in 0..2 {
+            let body = host.invoke(json!({"op": "remember"})).await.1;
+            assert_eq!(
+                remembered(&body, "tmp").len(),
+                1,
+                "{kind}: a fresh /tmp per call: {body}"
+            );
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tenant isolation (`TENANT_ISOLATION_MODE=PER_TENANT`) through the real binary, for every
 //! kind of function: a bash + curl bootstrap, the crates.io `lambda_runtime` probe, the SDK
-//! guest in loop mode and a plain WASI command. Each test function remembers, in memory and
+//! guest in both isolations as a core module and as a Lambda component, and a plain WASI
+//! command. Each test function remembers, in memory and
 //! in its `/tmp` (native: `$TMPDIR`), which tenants it served, so an environment that ever
 //! served two tenants shows it. Also: the 400 answers, fairness by order, the per-tenant
 //! queue share (429), crashes, metrics. Scratch folders and their confinement: scratch.rs.
@@ -36,7 +37,7 @@ async fn no_environment_ever_serves_two_tenants_and_one_tenant_lands_warm() {
         }
         // One tenant alone, call after call: always its warm environment (where anything
         // survives a call: not in invocation isolation, where /tmp is new each time).
-        let fresh_each_call = kind == "wasm-sdk-invocation";
+        let fresh_each_call = kind.ends_with("-invocation");
         let mut last = 0;
         for i in 0..4 {
             let body = remember(&host, "solo @tenant").await;

@@ -24,8 +24,8 @@ pub struct WasmArgs {
           value_parser = parse::parse_memory)]
     pub wasm_memory_limit: Option<usize>,
 
-    /// WASI functions: size cap of each environment's writable /tmp (e.g. 64MiB, 1MB; a bare
-    /// number is MiB); past it writes fail with ENOSPC.
+    /// WASI functions (modules and components): size cap of each environment's writable /tmp
+    /// (e.g. 64MiB, 1MB; a bare number is MiB); past it writes fail with ENOSPC.
     #[arg(long, env = "WASM_TMP_LIMIT", value_name = "WASM_TMP_LIMIT", default_value = "64MiB",
           value_parser = Blank(parse::parse_memory))]
     pub wasm_tmp_limit: usize,

@@ -11,8 +11,14 @@ use super::{Host, built, function_dir, repo_root, target_root};
 pub const TENANT: &str = "X-Amz-Tenant-Id";
 
 pub fn guest(name: &str) -> PathBuf {
+    built_guest("wasm32-wasip1", name)
+}
+
+/// The test guest `name` built for `target` (`wasm32-wasip2`: a Lambda component).
+pub fn built_guest(target: &str, name: &str) -> PathBuf {
     let p = target_root()
-        .join("wasm32-wasip1/release")
+        .join(target)
+        .join("release")
         .join(format!("{name}.wasm"));
     assert!(
         p.exists(),
@@ -22,7 +28,7 @@ pub fn guest(name: &str) -> PathBuf {
     p
 }
 
-/// The function folders of the four kinds, by name.
+/// The function folder of each kind, by name.
 pub fn function(kind: &str) -> tempfile::TempDir {
     match kind {
         "bash" => function_dir(
@@ -40,17 +46,26 @@ pub fn function(kind: &str) -> tempfile::TempDir {
             std::fs::copy(guest(name), dir.path().join("bootstrap.wasm")).unwrap();
             dir
         }
+        "component" | "component-invocation" => {
+            let dir = tempfile::tempdir().unwrap();
+            let probe = built_guest("wasm32-wasip2", "guest-probe");
+            std::fs::copy(probe, dir.path().join("bootstrap.wasm")).unwrap();
+            dir
+        }
         other => panic!("no function kind {other}"),
     }
 }
 
-/// Every kind; `wasm-sdk-invocation` is the SDK guest with `WASM_ISOLATION=invocation`.
-pub const KINDS: [&str; 5] = [
+/// Every kind; `*-invocation` is the SDK guest with `WASM_ISOLATION=invocation`, `component`
+/// the same guest built as a Lambda component (`wasm32-wasip2`).
+pub const KINDS: [&str; 7] = [
     "bash",
     "lambda_runtime",
     "wasm-sdk",
     "wasm-sdk-invocation",
     "wasm-command",
+    "component",
+    "component-invocation",
 ];
 
 pub fn start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Host {
@@ -58,7 +73,7 @@ pub fn start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Host {
 }
 
 pub fn start_kind(kind: &str, dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Host {
-    let isolation = if kind == "wasm-sdk-invocation" {
+    let isolation = if kind.ends_with("-invocation") {
         "invocation"
     } else {
         "loop"

@@ -4,8 +4,8 @@
 //! outcome, so wrappers, sink and metrics work as for every other function. The component
 //! template (`InstancePre`) is built once; every instance gets its own store, in a slot of
 //! the engine's instance pool (copy-on-write memory, resident pages kept), with the same
-//! sandbox as a core module (read-only task folder, Lambda environment only, no sockets,
-//! memory cap, epoch deadline). `WASM_ISOLATION=loop` keeps one instance per slot for many
+//! sandbox as a core module (read-only task folder, the slot's capped `/tmp`, Lambda
+//! environment only, no sockets, memory cap, epoch deadline). `WASM_ISOLATION=loop` keeps one instance per slot for many
 //! invocations, `invocation` makes a fresh one for each. A component that also exports
 //! `wasi:cli/run` (a Rust `main`) gets it called once per instance before its first
 //! invocation: that is its initialisation. This module must not decide HTTP shapes or
@@ -33,11 +33,14 @@ use self::state::{Hooks, State};
 use super::abi::Shared;
 use super::engine::Pool;
 use super::output::LogStream;
+use super::tmp::SlotTmp;
+use super::tmp_component;
 use super::{DeadlineExceeded, cache};
 use crate::config::{Config, Isolation, WasmSettings};
 use crate::dispatch::{Dispatcher, Invocation, InvocationError, Outcome, RunnerId};
 use crate::invoker::{Ended, Evidence, backoff_after, pause};
 use crate::metrics::Metrics;
+use crate::tenancy::scratch::Scratch;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -84,6 +87,11 @@ pub struct LambdaComponent {
     env: Vec<(String, String)>,
     task_root: std::path::PathBuf,
     task_root_guest: String,
+    /// Size cap of each instance's `/tmp` (`WASM_TMP_LIMIT`).
+    tmp_limit: usize,
+    /// Whether the component imports `wasi:filesystem/preopens`: only then does it get a
+    /// `/tmp` (see [`tmp_component::reaches_folders`]).
+    reaches_folders: bool,
     outbound: Arc<dyn Outbound>,
     metrics: Arc<Metrics>,
     pub source: cache::Source,
@@ -132,7 +140,9 @@ impl LambdaComponent {
         }
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        tmp_component::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let reaches_folders = tmp_component::reaches_folders(&engine, &component);
         let pre = linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
@@ -159,13 +169,15 @@ impl LambdaComponent {
             env: super::guest_env(config),
             task_root: config.task_root.clone(),
             task_root_guest: config.task_root.display().to_string(),
+            tmp_limit: settings.tmp_limit,
+            reaches_folders,
             outbound,
             metrics,
             source,
         };
         // One instance at start-up (its `wasi:cli/run` is not called): a component the pool
         // cannot hold stops the start instead of failing every invocation.
-        let mut store = function.store(0)?;
+        let mut store = function.store(0, &None)?;
         store.data_mut().deadline = Some(Instant::now() + super::engine::START_CHECK);
         let running = function.shared.ticker.run();
         super::engine::check_fits(function.pre.instantiate_async(&mut store))?;
@@ -185,12 +197,14 @@ impl LambdaComponent {
         let dispatcher = self.shared.dispatcher.clone();
         let mut live: Option<Live> = None;
         let mut backoff = Duration::ZERO;
+        // Emptied whenever the instance is dropped: a new instance is a new environment.
+        let tmp = SlotTmp::new(runner, self.reaches_folders);
         dispatcher.env_started(runner);
         loop {
-            // Another tenant gets a new instance.
+            // Another tenant gets a new instance and an empty /tmp.
             let switched = || {
                 live = None;
-                std::future::ready(())
+                tmp.clear()
             };
             let Some(inv) =
                 super::next_invocation(&dispatcher, runner, &self.metrics, &stop, switched).await
@@ -201,7 +215,7 @@ impl LambdaComponent {
             // The component's code runs only inside `invoke`.
             let running = self.shared.ticker.run();
             let result = tokio::select! {
-                r = self.invoke(&mut live, runner, &inv) => r,
+                r = self.invoke(&mut live, runner, &inv, &tmp.scratch) => r,
                 _ = reset(&dispatcher, runner) => Err(Failure::Call(Ended::Reset)),
                 _ = stop.cancelled() => Err(Failure::Call(Ended::Stopped)),
             };
@@ -218,7 +232,9 @@ impl LambdaComponent {
                         l.store.data_mut().served += 1;
                     }
                     if self.isolation == Isolation::Invocation {
+                        // Once answered, so that emptying /tmp adds nothing to its latency.
                         live = None;
+                        tmp.clear().await;
                     }
                     backoff = Duration::ZERO;
                 }
@@ -229,6 +245,7 @@ impl LambdaComponent {
                         .map(|l| l.store.data().stderr.tail())
                         .unwrap_or_default();
                     live = None;
+                    tmp.clear().await;
                     let err = self.failure(&failure, &stderr);
                     tracing::warn!(
                         instance = runner,
@@ -255,9 +272,10 @@ impl LambdaComponent {
         live: &mut Option<Live>,
         runner: RunnerId,
         inv: &Invocation,
+        scratch: &Option<Arc<Scratch>>,
     ) -> Result<Outcome, Failure> {
         if live.is_none() {
-            let store = self.store(runner).map_err(|e| {
+            let store = self.store(runner, scratch).map_err(|e| {
                 Failure::Init(Ended::HostFailure(format!(
                     "cannot create a sandbox: {e:#}"
                 )))
@@ -333,8 +351,13 @@ impl LambdaComponent {
         }
     }
 
-    /// A store with a fresh sandbox.
-    fn store(&self, runner: RunnerId) -> anyhow::Result<Store<State>> {
+    /// A store with a fresh sandbox; its `/tmp` is `scratch`, when the component can reach
+    /// folders and the slot has one.
+    fn store(
+        &self,
+        runner: RunnerId,
+        scratch: &Option<Arc<Scratch>>,
+    ) -> anyhow::Result<Store<State>> {
         self.metrics
             .wasm_instance_starts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -351,6 +374,8 @@ impl LambdaComponent {
         b.preopened_dir(&self.task_root, &self.task_root_guest, FsPerms::ReadOnly)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open {}", self.task_root.display()))?;
+        let scratch = scratch.as_ref().filter(|_| self.reaches_folders);
+        let tmp = tmp_component::preopen(&mut b, scratch, self.tmp_limit)?;
         let state = State {
             wasi: b.build(),
             table: ResourceTable::new(),
@@ -361,6 +386,7 @@ impl LambdaComponent {
             tag,
             stderr,
             served: 0,
+            tmp,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);

@@ -15,7 +15,8 @@ mod output;
 mod stdio_stream;
 mod stream_abi;
 pub mod ticker;
-mod tmp;
+pub(crate) mod tmp;
+mod tmp_component;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -25,9 +25,24 @@ const ENOSPC: i32 = 51;
 const STDIO: i32 = 2;
 
 /// One instance's metered `/tmp`.
+#[derive(Clone)]
 pub struct TmpQuota {
     scratch: Arc<Scratch>,
     limit: u64,
+}
+
+impl TmpQuota {
+    pub fn new(scratch: Arc<Scratch>, limit: usize) -> TmpQuota {
+        TmpQuota {
+            scratch,
+            limit: limit as u64,
+        }
+    }
+
+    /// Whether `wanted` more bytes keep the folder within its cap.
+    pub fn allows(&self, wanted: u64) -> bool {
+        self.scratch.usage().saturating_add(wanted) <= self.limit
+    }
 }
 
 /// Replaces `fd_write` and `fd_pwrite` on `linker` (which already has WASI) with metered
@@ -80,10 +95,7 @@ fn wasi_view<'a>(
 
 /// Meters `store`'s writes against `scratch`, at most `limit` bytes.
 pub fn install(store: &mut Store<Guest>, scratch: Arc<Scratch>, limit: usize) {
-    store.data_mut().tmp = Some(TmpQuota {
-        scratch,
-        limit: limit as u64,
-    });
+    store.data_mut().tmp = Some(TmpQuota::new(scratch, limit));
 }
 
 /// The WASI calls through which a guest can put an entry in a folder. A module that imports
@@ -147,10 +159,11 @@ impl SlotTmp {
 /// Whether writing the `n` buffers at `iovs` would take `/tmp` past its cap.
 fn over(caller: &mut Caller<'_, Guest>, iovs: i32, n: i32) -> bool {
     let wanted = requested(caller, iovs, n);
-    let Some(q) = caller.data().tmp.as_ref() else {
-        return false;
-    };
-    q.scratch.usage().saturating_add(wanted) > q.limit
+    caller
+        .data()
+        .tmp
+        .as_ref()
+        .is_some_and(|q| !q.allows(wanted))
 }
 
 /// The total length of the `n` iovecs at `iovs` (WASI's `ciovec`: pointer, length; both

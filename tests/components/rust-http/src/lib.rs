@@ -39,6 +39,10 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                 reply(out, 200, &[], &[env.as_bytes()]);
             }
             "/fs" => reply(out, 200, &[], &[fs_probe().as_bytes()]),
+            "/fill" => {
+                let answer = fill(query.parse().unwrap_or(0));
+                reply(out, 200, &[], &[answer.as_bytes()]);
+            }
             "/status" => {
                 let status = query.parse().unwrap_or(418);
                 reply(
@@ -140,8 +144,36 @@ fn fs_probe() -> String {
             "task-write: {}",
             outcome(std::fs::write(format!("{root}/new.txt"), "x").map(|()| String::new()))
         ),
+        // Its own /tmp: writable, and empty at the start of every request.
+        format!(
+            "tmp-seen: {}",
+            outcome(std::fs::read_to_string("/tmp/seen"))
+        ),
+        format!(
+            "tmp-write: {}",
+            outcome(std::fs::write("/tmp/seen", "seen").map(|()| String::new()))
+        ),
+        format!("tmpdir: {}", std::env::var("TMPDIR").unwrap_or_default()),
     ]
     .join("\n")
+}
+
+/// Writes `bytes` bytes to `/tmp/fill` in 64 KiB pieces: `written N` and how it ended.
+fn fill(bytes: u64) -> String {
+    let mut file = match std::fs::File::create("/tmp/fill") {
+        Ok(f) => f,
+        Err(e) => return format!("written 0 error {e}"),
+    };
+    let chunk = vec![7u8; 64 * 1024];
+    let mut written = 0u64;
+    while written < bytes {
+        let n = chunk.len().min((bytes - written) as usize);
+        if let Err(e) = file.write_all(&chunk[..n]) {
+            return format!("written {written} error {e}");
+        }
+        written += n as u64;
+    }
+    format!("written {written} ok")
 }
 
 /// `GET http://<query>/outbound` and what came of it.

@@ -2,7 +2,8 @@
 //! invocation's public request becomes the component's incoming request, its outgoing
 //! response the reply. The component is compiled (or loaded from its `bootstrap.cwasm` or `WASM_CACHE_DIR`) and
 //! pre-linked once; every request gets a fresh instance in its own store and sandbox: the
-//! memory cap, the deadline (epoch and timer), a read-only task folder, only the Lambda
+//! memory cap, the deadline (epoch and timer), a read-only task folder, the slot's capped
+//! `/tmp` (emptied after every request), only the Lambda
 //! environment, no sockets, and outgoing HTTP only to `WASM_ALLOWED_OUTBOUND_HOSTS`
 //! (`outgoing.rs`). Invocations come from the Dispatcher like any other function's, one per
 //! instance slot (`INVOKER_COUNT`); nothing here talks to the public endpoint.
@@ -29,10 +30,13 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use self::outgoing::Outbound;
 use super::engine::{self, Pool};
 use super::output::LogStream;
+use super::tmp::TmpQuota;
+use super::tmp_component::{self, TmpView};
 use crate::config::{Config, WasmSettings};
 use crate::dispatch::{Dispatcher, RunnerId};
 use crate::metrics::Metrics;
 use crate::outbound::AllowList;
+use crate::tenancy::scratch::Scratch;
 use crate::wrapper::WrapperKind;
 
 /// The export that makes a component a `wasi:http` function.
@@ -54,6 +58,11 @@ pub struct HttpFunction {
     env: Vec<(String, String)>,
     task_root: std::path::PathBuf,
     task_root_guest: String,
+    /// Size cap of each instance's `/tmp` (`WASM_TMP_LIMIT`).
+    tmp_limit: usize,
+    /// Whether the component imports `wasi:filesystem/preopens`: only then does it get a
+    /// `/tmp`.
+    reaches_folders: bool,
     allowed: Arc<AllowList>,
     dispatcher: Arc<Dispatcher>,
     metrics: Arc<Metrics>,
@@ -71,6 +80,8 @@ struct State {
     limits: StoreLimits,
     outbound: Outbound,
     deadline: Instant,
+    /// The cap of its `/tmp`, when it has one.
+    tmp: Option<TmpQuota>,
     /// The guest may run as long as its store lives (a reply's body streams after the
     /// handler returned): the epoch ticks meanwhile.
     _running: super::ticker::Running,
@@ -82,6 +93,12 @@ impl WasiView for State {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl TmpView for State {
+    fn tmp(&self) -> Option<&TmpQuota> {
+        self.tmp.as_ref()
     }
 }
 
@@ -135,7 +152,9 @@ impl HttpFunction {
         // components import wasi:cli/environment and wasi:filesystem; sockets stay refused
         // by the context.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        super::tmp_component::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let reaches_folders = super::tmp_component::reaches_folders(&engine, &component);
         let pre = linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
@@ -160,6 +179,8 @@ impl HttpFunction {
                 .collect(),
             task_root: config.task_root.clone(),
             task_root_guest: config.task_root.display().to_string(),
+            tmp_limit: settings.tmp_limit,
+            reaches_folders,
             allowed: Arc::new(settings.allowed_outbound.clone()),
             dispatcher,
             metrics,
@@ -178,16 +199,19 @@ impl HttpFunction {
 
     /// Instantiates once at start-up (see [`engine::check_fits`]).
     fn check_fits(&self) -> anyhow::Result<()> {
-        let mut store = self.store(0, "start-up".into(), Instant::now() + engine::START_CHECK)?;
+        let deadline = Instant::now() + engine::START_CHECK;
+        let mut store = self.store(0, "start-up".into(), deadline, &None)?;
         engine::check_fits(self.pre.instantiate_async(&mut store))
     }
 
-    /// A store with a fresh sandbox for request `id`.
+    /// A store with a fresh sandbox for request `id`; its `/tmp` is `scratch`, when the
+    /// component can reach folders and the slot has one.
     fn store(
         &self,
         runner: RunnerId,
         id: Arc<str>,
         deadline: Instant,
+        scratch: &Option<Arc<Scratch>>,
     ) -> anyhow::Result<Store<State>> {
         self.metrics
             .wasm_instance_starts
@@ -204,6 +228,8 @@ impl HttpFunction {
         b.preopened_dir(&self.task_root, &self.task_root_guest, FsPerms::ReadOnly)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open {}", self.task_root.display()))?;
+        let scratch = scratch.as_ref().filter(|_| self.reaches_folders);
+        let tmp = tmp_component::preopen(&mut b, scratch, self.tmp_limit)?;
         let state = State {
             wasi: b.build(),
             http: WasiHttpCtx::new(),
@@ -217,6 +243,7 @@ impl HttpFunction {
                 request_id: id,
             },
             deadline,
+            tmp,
             _running: self.ticker.run(),
         };
         let mut store = Store::new(self.pre.engine(), state);

@@ -18,13 +18,15 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use super::{DeadlineExceeded, HttpFunction};
 use crate::dispatch::stream::{self, Cut, Head, SendError, Streamed};
 use crate::dispatch::{HttpReply, Invocation, InvocationError, Outcome, RunnerId};
+use crate::tenancy::scratch::Scratch;
 
 impl HttpFunction {
     /// Serves invocations on instance slot `runner` until `stop`.
     pub async fn run(self: Arc<Self>, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.dispatcher.clone();
-        // Every request gets a fresh instance: between requests the slot keeps nothing a
-        // tenant switch would have to drop.
+        // Every request gets a fresh instance and an empty /tmp: between requests the slot
+        // keeps nothing a tenant switch would have to drop.
+        let tmp = crate::invoker::wasm::tmp::SlotTmp::new(runner, self.reaches_folders);
         dispatcher.env_started(runner);
         loop {
             let next = crate::invoker::wasm::next_invocation(
@@ -38,7 +40,7 @@ impl HttpFunction {
                 return;
             };
             tokio::select! {
-                () = self.serve(runner, inv) => {}
+                () = self.serve(runner, inv, &tmp.scratch) => {}
                 // The dispatcher already answered the deadline; dropping the store stops
                 // the instance.
                 _ = dispatcher.reset_signal(runner).notified() => {}
@@ -47,6 +49,8 @@ impl HttpFunction {
                     return;
                 }
             }
+            // The store is gone (the reply has streamed): the next request finds /tmp empty.
+            tmp.clear().await;
         }
     }
 
@@ -58,10 +62,10 @@ impl HttpFunction {
     }
 
     /// One request in a fresh instance.
-    async fn serve(&self, runner: RunnerId, inv: Invocation) {
+    async fn serve(&self, runner: RunnerId, inv: Invocation, scratch: &Option<Arc<Scratch>>) {
         let ttl = inv.deadline.saturating_duration_since(Instant::now());
         let fail = |e: InvocationError| self.answer(runner, &inv, Outcome::Failed(e));
-        let mut store = match self.store(runner, inv.id.clone(), inv.deadline) {
+        let mut store = match self.store(runner, inv.id.clone(), inv.deadline, scratch) {
             Ok(s) => s,
             Err(e) => {
                 return fail(InvocationError::HostFailure(format!(

@@ -17,6 +17,8 @@ use wasmtime_wasi_http::{
 };
 
 use crate::invoker::wasm::output::{LogStream, RequestTag};
+use crate::invoker::wasm::tmp::TmpQuota;
+use crate::invoker::wasm::tmp_component::TmpView;
 
 /// What sending a request yields: the response, and a future that ends when its I/O does.
 pub type Sent = Box<
@@ -81,6 +83,14 @@ pub struct State {
     pub stderr: LogStream,
     /// Invocations this instance answered, for the restart backoff.
     pub served: u64,
+    /// The cap of its `/tmp`, when it has one.
+    pub tmp: Option<TmpQuota>,
+}
+
+impl TmpView for State {
+    fn tmp(&self) -> Option<&TmpQuota> {
+        self.tmp.as_ref()
+    }
 }
 
 impl WasiView for State {
