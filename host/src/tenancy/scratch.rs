@@ -13,6 +13,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the host's own folders are called: `aws-custom-runtime-<pid>`, or
 /// `aws-custom-runtime-<pid>-<n>` when another host holds that name (one with the same PID in
@@ -23,6 +24,9 @@ const ROOT_PREFIX: &str = "aws-custom-runtime-";
 #[derive(Debug)]
 pub struct Scratch {
     path: PathBuf,
+    /// Set by whatever let a guest put an entry in the folder since it was last emptied (see
+    /// [`Scratch::touch`]).
+    touched: AtomicBool,
 }
 
 impl Scratch {
@@ -31,7 +35,10 @@ impl Scratch {
     /// emptied.
     pub fn create(name: &str) -> io::Result<Scratch> {
         let path = in_host_root(name)?;
-        let scratch = Scratch { path };
+        let scratch = Scratch {
+            path,
+            touched: AtomicBool::new(false),
+        };
         scratch.clear()?;
         Ok(scratch)
     }
@@ -41,7 +48,19 @@ impl Scratch {
     pub fn none() -> Scratch {
         Scratch {
             path: std::path::PathBuf::new(),
+            touched: AtomicBool::new(false),
         }
+    }
+
+    /// Notes that a guest may have created an entry in the folder (a WASI 0.2 call that can
+    /// create one ran), so that emptying it cannot be skipped.
+    pub fn touch(&self) {
+        self.touched.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the folder was touched since the last call; clears the mark.
+    pub fn take_touched(&self) -> bool {
+        self.touched.swap(false, Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {

@@ -198,7 +198,7 @@ impl LambdaComponent {
         let mut live: Option<Live> = None;
         let mut backoff = Duration::ZERO;
         // Emptied whenever the instance is dropped: a new instance is a new environment.
-        let tmp = SlotTmp::new(runner, self.reaches_folders);
+        let tmp = SlotTmp::new(runner, tmp_component::entries(self.reaches_folders));
         dispatcher.env_started(runner);
         loop {
             // Another tenant gets a new instance and an empty /tmp.

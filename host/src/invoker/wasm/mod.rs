@@ -262,6 +262,15 @@ impl WasmFunction {
         })
     }
 
+    /// Whether an instance can leave anything in its `/tmp`.
+    fn tmp_entries(&self) -> tmp::Entries {
+        if self.creates_tmp_entries {
+            tmp::Entries::Always
+        } else {
+            tmp::Entries::Never
+        }
+    }
+
     /// Runs instance slot `runner` until `stop`.
     pub async fn run(self: Arc<Self>, runner: RunnerId, stop: CancellationToken) {
         match (self.kind, self.isolation) {
@@ -274,7 +283,7 @@ impl WasmFunction {
     async fn run_loop(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
         let mut backoff = Duration::ZERO;
-        let tmp = tmp::SlotTmp::new(runner, self.creates_tmp_entries);
+        let tmp = tmp::SlotTmp::new(runner, self.tmp_entries());
         while !stop.is_cancelled() {
             let started = Instant::now();
             // A new instance is a new environment: an empty /tmp.
@@ -326,7 +335,7 @@ impl WasmFunction {
     /// A fresh instance for every invocation.
     async fn run_fresh(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
-        let tmp = tmp::SlotTmp::new(runner, self.creates_tmp_entries);
+        let tmp = tmp::SlotTmp::new(runner, self.tmp_entries());
         dispatcher.env_started(runner);
         loop {
             // Between invocations the environment is only its /tmp.

@@ -39,6 +39,11 @@ impl TmpQuota {
         }
     }
 
+    /// Notes that the guest may have created an entry in `/tmp` (see [`Entries::WhenTouched`]).
+    pub fn touch(&self) {
+        self.scratch.touch();
+    }
+
     /// Whether `wanted` more bytes keep the folder within its cap.
     pub fn allows(&self, wanted: u64) -> bool {
         self.scratch.usage().saturating_add(wanted) <= self.limit
@@ -116,19 +121,30 @@ pub fn can_create_entries(module: &wasmtime::Module) -> bool {
         .any(|i| i.module() == WASI && CREATING_CALLS.contains(&i.name()))
 }
 
+/// Whether a guest can leave anything in its `/tmp`, which decides whether the folder is
+/// read again to empty it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entries {
+    /// Never (see [`can_create_entries`]): the folder stays as empty as it was made.
+    Never,
+    /// Whenever it ran.
+    Always,
+    /// Only where a call that can create an entry marked the folder ([`TmpQuota::touch`]:
+    /// WASI 0.2 components, tmp_component.rs).
+    WhenTouched,
+}
+
 /// The `/tmp` of one instance slot: its scratch folder (`None`, logged, when the host cannot
 /// make one), emptied between environments.
 pub struct SlotTmp {
     pub scratch: Option<Arc<Scratch>>,
     runner: RunnerId,
-    /// Whether the module can leave anything there (see [`can_create_entries`]); when it
-    /// cannot, the folder stays as empty as it was made and is not read again.
-    creatable: bool,
+    entries: Entries,
 }
 
 impl SlotTmp {
     /// Makes (and empties) the scratch folder of slot `runner`.
-    pub fn new(runner: RunnerId, creatable: bool) -> SlotTmp {
+    pub fn new(runner: RunnerId, entries: Entries) -> SlotTmp {
         let scratch = match Scratch::create(&format!("wasm-{runner}")) {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
@@ -139,18 +155,21 @@ impl SlotTmp {
         SlotTmp {
             scratch,
             runner,
-            creatable,
+            entries,
         }
     }
 
     /// Empties the folder (off the async worker when the guest left anything there).
     pub async fn clear(&self) {
-        if !self.creatable {
+        let Some(s) = &self.scratch else {
             return;
-        }
-        if let Some(s) = &self.scratch
-            && let Err(e) = s.empty().await
-        {
+        };
+        let left_any = match self.entries {
+            Entries::Never => false,
+            Entries::Always => true,
+            Entries::WhenTouched => s.take_touched(),
+        };
+        if left_any && let Err(e) = s.empty().await {
             tracing::error!(instance = self.runner, "cannot empty /tmp: {e}");
         }
     }

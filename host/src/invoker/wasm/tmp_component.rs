@@ -9,6 +9,11 @@
 //! are replaced by ones that check first (`write`) or wrap the stream they return in a
 //! metered one (the other two), then run wasmtime-wasi's own implementation. The only
 //! writable preopen is `/tmp`, so every file write lands there.
+//!
+//! The five calls that can put an entry in a folder (`open-at` with `create`,
+//! `create-directory-at`, `symlink-at`, `link-at`, `rename-at`) mark the folder first, so that
+//! a slot whose guest created nothing is not read again to be emptied
+//! ([`Entries::WhenTouched`]).
 
 use bytes::Bytes;
 use wasmtime::StoreContextMut;
@@ -18,7 +23,7 @@ use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p2::bindings::filesystem::types::{self, Descriptor, ErrorCode, HostDescriptor};
 use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamError, StreamResult};
 
-use super::tmp::TmpQuota;
+use super::tmp::{Entries, TmpQuota};
 use crate::tenancy::scratch::Scratch;
 
 /// The interface whose file writes are metered, at the version wasmtime-wasi links (a
@@ -46,11 +51,8 @@ pub fn add_to_linker<T: TmpView + 'static>(linker: &mut Linker<T>) -> wasmtime::
                     return Ok((Err(ErrorCode::InsufficientSpace),));
                 }
                 let mut view = data.filesystem();
-                let written = match HostDescriptor::write(&mut view, fd, buf, offset).await {
-                    Ok(n) => Ok(n),
-                    Err(e) => Err(types::Host::convert_error_code(&mut view, e)?),
-                };
-                Ok((written,))
+                let r = HostDescriptor::write(&mut view, fd, buf, offset).await;
+                answer(&mut view, r)
             })
         },
     )?;
@@ -74,8 +76,115 @@ pub fn add_to_linker<T: TmpView + 'static>(linker: &mut Linker<T>) -> wasmtime::
             metered(opened, quota, &mut view)
         },
     )?;
+    add_marking_calls(&mut fs)?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// The calls that can create an entry, each marking the folder before wasmtime-wasi's own
+/// implementation runs.
+fn add_marking_calls<T: TmpView + 'static>(
+    fs: &mut wasmtime::component::LinkerInstance<'_, T>,
+) -> wasmtime::Result<()> {
+    type Fd = Resource<Descriptor>;
+    fs.func_wrap_async(
+        "[method]descriptor.open-at",
+        |mut store: StoreContextMut<'_, T>,
+         (fd, path_flags, path, open, flags): (
+            Fd,
+            types::PathFlags,
+            String,
+            types::OpenFlags,
+            types::DescriptorFlags,
+        )| {
+            Box::new(async move {
+                let data = store.data_mut();
+                if open.contains(types::OpenFlags::CREATE) {
+                    touch(data);
+                }
+                let mut view = data.filesystem();
+                let r = HostDescriptor::open_at(&mut view, fd, path_flags, path, open, flags).await;
+                answer(&mut view, r)
+            })
+        },
+    )?;
+    fs.func_wrap_async(
+        "[method]descriptor.create-directory-at",
+        |mut store: StoreContextMut<'_, T>, (fd, path): (Fd, String)| {
+            Box::new(async move {
+                let data = store.data_mut();
+                touch(data);
+                let mut view = data.filesystem();
+                let r = HostDescriptor::create_directory_at(&mut view, fd, path).await;
+                answer(&mut view, r)
+            })
+        },
+    )?;
+    fs.func_wrap_async(
+        "[method]descriptor.symlink-at",
+        |mut store: StoreContextMut<'_, T>, (fd, old, new): (Fd, String, String)| {
+            Box::new(async move {
+                let data = store.data_mut();
+                touch(data);
+                let mut view = data.filesystem();
+                let r = HostDescriptor::symlink_at(&mut view, fd, old, new).await;
+                answer(&mut view, r)
+            })
+        },
+    )?;
+    fs.func_wrap_async(
+        "[method]descriptor.link-at",
+        |mut store: StoreContextMut<'_, T>,
+         (fd, flags, old, to, new): (Fd, types::PathFlags, String, Fd, String)| {
+            Box::new(async move {
+                let data = store.data_mut();
+                touch(data);
+                let mut view = data.filesystem();
+                let r = HostDescriptor::link_at(&mut view, fd, flags, old, to, new).await;
+                answer(&mut view, r)
+            })
+        },
+    )?;
+    fs.func_wrap_async(
+        "[method]descriptor.rename-at",
+        |mut store: StoreContextMut<'_, T>, (fd, old, to, new): (Fd, String, Fd, String)| {
+            Box::new(async move {
+                let data = store.data_mut();
+                touch(data);
+                let mut view = data.filesystem();
+                let r = HostDescriptor::rename_at(&mut view, fd, old, to, new).await;
+                answer(&mut view, r)
+            })
+        },
+    )?;
+    Ok(())
+}
+
+fn touch<T: TmpView>(data: &T) {
+    if let Some(q) = data.tmp() {
+        q.touch();
+    }
+}
+
+/// A call's result as the guest receives it: wasmtime-wasi's error turned into its
+/// `error-code` (or a trap), as its own bindings do.
+fn answer<R>(
+    view: &mut wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_>,
+    r: wasmtime_wasi::p2::FsResult<R>,
+) -> wasmtime::Result<(Result<R, ErrorCode>,)> {
+    match r {
+        Ok(v) => Ok((Ok(v),)),
+        Err(e) => Ok((Err(types::Host::convert_error_code(view, e)?),)),
+    }
+}
+
+/// How a component slot's `/tmp` is emptied: read again only after a call marked it.
+pub fn entries(reaches_folders: bool) -> Entries {
+    if reaches_folders {
+        Entries::WhenTouched
+    } else {
+        Entries::Never
+    }
 }
 
 type Opened = wasmtime_wasi::p2::FsResult<Resource<DynOutputStream>>;
@@ -87,14 +196,10 @@ fn metered(
     quota: Option<TmpQuota>,
     view: &mut wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_>,
 ) -> wasmtime::Result<(Result<Resource<DynOutputStream>, ErrorCode>,)> {
-    let stream = match opened {
-        Ok(s) => s,
-        Err(e) => return Ok((Err(types::Host::convert_error_code(view, e)?),)),
-    };
-    let Some(quota) = quota else {
-        return Ok((Ok(stream),));
-    };
-    Ok((Ok(wrap(view.table, stream, quota)?),))
+    match (opened, quota) {
+        (Ok(stream), Some(quota)) => Ok((Ok(wrap(view.table, stream, quota)?),)),
+        (opened, _) => answer(view, opened),
+    }
 }
 
 /// Takes `stream` out of `table` and puts a metered wrapper of it in its place.

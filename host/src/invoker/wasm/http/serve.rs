@@ -26,7 +26,10 @@ impl HttpFunction {
         let dispatcher = self.dispatcher.clone();
         // Every request gets a fresh instance and an empty /tmp: between requests the slot
         // keeps nothing a tenant switch would have to drop.
-        let tmp = crate::invoker::wasm::tmp::SlotTmp::new(runner, self.reaches_folders);
+        let tmp = crate::invoker::wasm::tmp::SlotTmp::new(
+            runner,
+            super::tmp_component::entries(self.reaches_folders),
+        );
         dispatcher.env_started(runner);
         loop {
             let next = crate::invoker::wasm::next_invocation(
