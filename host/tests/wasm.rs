@@ -82,6 +82,81 @@ async fn globals_persist_in_loop_mode_and_not_in_invocation_mode() {
     }
 }
 
+/// A fresh instance starts from the module's image even when the pages the one before it
+/// dirtied were swapped out while it ran (the slot's reset must not skip them): in
+/// invocation isolation and across a tenant switch in loop isolation, on one slot, for the
+/// SDK guest as a core module and as a Lambda component.
+#[tokio::test]
+async fn a_fresh_instance_never_reads_the_last_ones_memory_back_from_swap() {
+    let Some(_swap) = common::swap::Swap::on() else {
+        return;
+    };
+    let mb = 1 << 20;
+    let module = wasm_function("guest-probe");
+    let component = tempfile::tempdir().unwrap();
+    let probe = target_root().join("wasm32-wasip2/release/guest-probe.wasm");
+    std::fs::copy(&probe, component.path().join("bootstrap.wasm"))
+        .unwrap_or_else(|e| panic!("{}: {e}: run `make functions`", probe.display()));
+    let cases = [
+        ("module", &module, "invocation", false),
+        ("module", &module, "loop", true),
+        ("component", &component, "invocation", false),
+        ("component", &component, "loop", true),
+    ];
+    for (kind, dir, mode, tenants) in cases {
+        let case = format!("{kind} in {mode} isolation");
+        let mut env = vec![("INVOKER_COUNT", "1")];
+        if tenants {
+            env.push(("TENANT_ISOLATION_MODE", "PER_TENANT"));
+        }
+        let host = start(dir, mode, &env);
+        let call = |tenant: &'static str, body: Value| {
+            let mut req = host.client.post(host.url("/")).body(body.to_string());
+            if tenants {
+                req = req.header("X-Amz-Tenant-Id", tenant);
+            }
+            async move {
+                let r = req.send().await.unwrap();
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap();
+                (
+                    status,
+                    serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+                )
+            }
+        };
+        let marking = tokio::spawn(call(
+            "a",
+            json!({"op": "mark", "bytes": mb, "sleep_ms": 1500}),
+        ));
+        // The pattern is written first thing; push the instance's pages out while it sleeps.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let pid = host.pid();
+        let reclaimed = tokio::task::spawn_blocking(move || common::swap::page_out(pid))
+            .await
+            .unwrap();
+        let (status, marked) = marking.await.unwrap();
+        assert_eq!(status, 200, "{case}: {marked}");
+        assert!(
+            reclaimed >= mb,
+            "{case}: only {reclaimed} bytes went to swap"
+        );
+        let (status, seen) = call(
+            "b",
+            json!({"op": "peek", "addr": marked["addr"], "bytes": mb}),
+        )
+        .await;
+        assert_eq!(status, 200, "{case}: {seen}");
+        // The peek's own event and buffers may hold a few such bytes; the earlier
+        // instance's megabyte may not.
+        let leaked = seen["marked"].as_u64().unwrap();
+        assert!(
+            leaked < 4096,
+            "{case}: the fresh instance read {leaked} bytes of the last one's memory"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_endless_loop_ends_at_the_deadline_and_a_fresh_instance_serves_next() {
     let dir = wasm_function("guest-probe");

@@ -1,6 +1,7 @@
 //! Starts the real `aws-custom-runtime` binary for a test and talks HTTP to it.
 #![allow(dead_code)]
 
+pub mod swap;
 pub mod tenants;
 
 use std::io::{BufRead, BufReader};

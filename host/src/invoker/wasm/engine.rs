@@ -87,7 +87,10 @@ impl Pool {
             .max_memory_size(self.memory_limit.div_ceil(PAGE) * PAGE)
             .linear_memory_keep_resident(keep_resident())
             .table_keep_resident(64 * 1024)
-            .pagemap_scan(wasmtime::Enabled::Auto);
+            .pagemap_scan(match pagemap_reset() {
+                true => wasmtime::Enabled::Auto,
+                false => wasmtime::Enabled::No,
+            });
         if self.components {
             pool.total_component_instances(n)
                 .max_core_instances_per_component(self.core_instances)
@@ -109,10 +112,41 @@ impl Pool {
 /// once a large event dirtied it. Without `pagemap_scan` a reset zeroes the whole kept part,
 /// so it stays at 1 MiB.
 fn keep_resident() -> usize {
-    match PoolingAllocationConfig::is_pagemap_scan_available() {
+    match pagemap_reset() {
         true => 8 << 20,
         false => 1 << 20,
     }
+}
+
+/// Whether a slot's reset may ask `PAGEMAP_SCAN` which pages the last instance dirtied.
+/// Not while swap is active: a dirtied page the kernel swapped out is neither present nor
+/// file-backed, so the scan does not report it, the reset neither restores nor decommits
+/// it, and the next instance in the slot (another invocation, another tenant) reads the
+/// last one's data from swap. Without the scan every kept page is cleared and the rest
+/// decommitted, which drops swapped pages too. Decided once per process, from
+/// `/proc/swaps` (unreadable: assumed active); swap turned on after the start is not seen.
+fn pagemap_reset() -> bool {
+    static DECIDED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DECIDED.get_or_init(|| {
+        if !PoolingAllocationConfig::is_pagemap_scan_available() {
+            return false;
+        }
+        let swap = std::fs::read_to_string("/proc/swaps");
+        let active = swap.as_deref().map_or(true, swap_in_use);
+        if active {
+            tracing::warn!(
+                "swap is active (or /proc/swaps unreadable): wasm instance slots are reset \
+                 without PAGEMAP_SCAN, which would miss swapped-out pages (slower fresh \
+                 instances)"
+            );
+        }
+        !active
+    })
+}
+
+/// Whether `/proc/swaps` lists a swap area (its first line is the header).
+fn swap_in_use(proc_swaps: &str) -> bool {
+    proc_swaps.lines().skip(1).any(|l| !l.trim().is_empty())
 }
 
 /// The engine for `pool`; allocates on demand where the pooling allocator cannot reserve
@@ -156,4 +190,20 @@ pub fn check_fits<T>(
         .map_err(anyhow::Error::from)
         .map_err(|e| e.context("bootstrap.wasm cannot be instantiated within the limits"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::swap_in_use;
+
+    #[test]
+    fn an_active_swap_area_is_seen_in_proc_swaps() {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        assert!(!swap_in_use(header));
+        assert!(!swap_in_use(""));
+        let zram = format!("{header}/dev/zram0   partition\t4194300\t0\t100\n");
+        assert!(swap_in_use(&zram));
+        let file = format!("{header}/tmp/swapfile file 524284 0 -2\n");
+        assert!(swap_in_use(&file));
+    }
 }

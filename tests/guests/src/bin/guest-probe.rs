@@ -36,6 +36,8 @@ fn probe(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         "big" => Value::String("x".repeat(usize::try_from(number("bytes")).unwrap_or(0))),
         "spin" => spin(),
         "grow" => grow(),
+        "mark" => mark(number("bytes"), number("sleep_ms")),
+        "peek" => peek(number("addr"), number("bytes")),
         "trap" => trap(),
         "panic" => panic!("probe panics: {}", text("message")),
         "read" => match std::fs::read(text("path")) {
@@ -72,6 +74,46 @@ fn probe(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         }
         other => return Err(failure("UnknownOp", &format!("unknown op {other:?}"))),
     })
+}
+
+/// Fills `bytes` bytes of fresh heap with a pattern, then pauses for `sleep_ms` without
+/// touching them again: a fresh instance that `peek`s at them must see none of it.
+fn mark(bytes: u64, sleep_ms: u64) -> Value {
+    let pattern = vec![0x5au8; usize::try_from(bytes).unwrap_or(0)];
+    let addr = pattern.as_ptr() as usize;
+    std::thread::sleep(Duration::from_millis(sleep_ms));
+    black_box(&pattern);
+    json!({ "addr": addr, "bytes": bytes })
+}
+
+/// Counts the bytes of `mark`'s pattern in linear memory at `addr..addr + bytes`, growing the
+/// memory to reach them (heap an earlier instance marked: a fresh instance must find none).
+fn peek(addr: u64, bytes: u64) -> Value {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let (Ok(addr), Ok(bytes)) = (usize::try_from(addr), usize::try_from(bytes)) else {
+            return json!({ "error": "out of range" });
+        };
+        let end = addr.saturating_add(bytes);
+        let have = core::arch::wasm32::memory_size(0) * 65536;
+        if end > have
+            && core::arch::wasm32::memory_grow(0, (end - have).div_ceil(65536)) == usize::MAX
+        {
+            return json!({ "error": "cannot grow the memory" });
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the range is inside linear memory (grown above); wasm has no unmapped
+        // pages within it, and the bytes are read, never referenced.
+        let marked = (addr..end)
+            .filter(|&a| unsafe { std::ptr::read_volatile(a as *const u8) } == 0x5a)
+            .count();
+        json!({ "marked": marked })
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (addr, bytes);
+        json!({ "error": "wasm only" })
+    }
 }
 
 /// The context in the shape every test function answers `context` with.
