@@ -3,7 +3,8 @@
 //! Python (componentize-py) and JavaScript (jco). Each language's component echoes the
 //! request, sets status and headers, streams and takes a 5 MB body; the Rust one also shows
 //! the sandbox (deadline, memory cap, environment, file system), the outbound allow-list
-//! against a local server, concurrency, K_SINK, and the start-up refusals.
+//! against a local server, concurrency, K_SINK, and the start-up refusals; the Python one its
+//! capped /tmp.
 
 mod common;
 
@@ -125,6 +126,29 @@ async fn a_rust_component_serves_http() {
 #[tokio::test]
 async fn a_python_component_serves_http() {
     serves_http("python-http").await;
+}
+
+/// A componentize-py component writes through CPython's own file layer into its /tmp: fresh
+/// per request, capped at WASM_TMP_LIMIT (the write past the cap fails; wasi-libc reports a
+/// failed stream write as EIO whatever the host's error code).
+#[tokio::test]
+async fn a_python_component_has_a_fresh_capped_tmp() {
+    let dir = function("python-http");
+    let host = start(&dir, &[("INVOKER_COUNT", "1"), ("WASM_TMP_LIMIT", "1MiB")]);
+    let (status, small) = get(&host, "/fill?262144").await;
+    assert_eq!((status, small.as_str()), (200, "written 262144 ok"));
+    let (_, seen) = get(&host, "/tmp-seen").await;
+    assert_eq!(
+        seen, "tmpdir /tmp seen no",
+        "the last request's file is gone"
+    );
+    let (_, big) = get(&host, &format!("/fill?{}", 8 << 20)).await;
+    let written: u64 = big
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{big}"));
+    assert!(written <= 1 << 20 && big.contains("error"), "{big}");
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 """A wasi:http/proxy component in Python (componentize-py) for the host's integration tests:
 echoes the request (method, path and query, sorted headers, body), sets a status and headers on
-/status?N, streams five flushed chunks on /stream. The same text as the Rust test component."""
+/status?N, streams five flushed chunks on /stream, writes N bytes to /tmp/fill on /fill?N and
+tells on /tmp-seen whether that file is there. The same text as the Rust test component."""
+
+import os
 
 from componentize_py_types import Err, Ok
 from wit_world import exports
@@ -50,6 +53,18 @@ def reply(out, status: int, headers, chunks) -> None:
     types.OutgoingBody.finish(body, None)
 
 
+def fill(size: int) -> str:
+    """Writes `size` bytes to /tmp/fill in 64 KiB pieces: `written N` and how it ended."""
+    written = 0
+    try:
+        with open("/tmp/fill", "wb", buffering=0) as f:
+            while written < size:
+                written += f.write(b"\x07" * min(1 << 16, size - written))
+    except OSError as e:
+        return f"written {written} error {e}"
+    return f"written {written} ok"
+
+
 class IncomingHandler(exports.IncomingHandler):
     def handle(self, request: types.IncomingRequest, response_out: types.ResponseOutparam) -> None:
         path = request.path_with_query() or ""
@@ -58,6 +73,11 @@ class IncomingHandler(exports.IncomingHandler):
             status = int(query) if query.isdigit() else 418
             reply(response_out, status, [("x-guest", b"set"), ("content-type", b"text/x-probe")],
                   [b"status set"])
+        elif route == "/fill":
+            reply(response_out, 200, [], [fill(int(query) if query.isdigit() else 0).encode()])
+        elif route == "/tmp-seen":
+            seen = "yes" if os.path.exists("/tmp/fill") else "no"
+            reply(response_out, 200, [], [f"tmpdir {os.environ.get('TMPDIR')} seen {seen}".encode()])
         elif route == "/stream":
             reply(response_out, 200, [], [f"chunk {i}\n".encode() for i in range(5)])
         else:
