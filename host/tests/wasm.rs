@@ -93,10 +93,7 @@ async fn a_fresh_instance_never_reads_the_last_ones_memory_back_from_swap() {
     };
     let mb = 1 << 20;
     let module = wasm_function("guest-probe");
-    let component = tempfile::tempdir().unwrap();
-    let probe = target_root().join("wasm32-wasip2/release/guest-probe.wasm");
-    std::fs::copy(&probe, component.path().join("bootstrap.wasm"))
-        .unwrap_or_else(|e| panic!("{}: {e}: run `make functions`", probe.display()));
+    let component = common::tenants::function("component");
     let cases = [
         ("module", &module, "invocation", false),
         ("module", &module, "loop", true),
@@ -113,7 +110,7 @@ async fn a_fresh_instance_never_reads_the_last_ones_memory_back_from_swap() {
         let call = |tenant: &'static str, body: Value| {
             let mut req = host.client.post(host.url("/")).body(body.to_string());
             if tenants {
-                req = req.header("X-Amz-Tenant-Id", tenant);
+                req = req.header(common::tenants::TENANT, tenant);
             }
             async move {
                 let r = req.send().await.unwrap();

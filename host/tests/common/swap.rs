@@ -5,16 +5,14 @@
 //! `required` (CI), where it fails.
 #![allow(unsafe_code)]
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Swap turned on for as long as it lives (nothing to undo where swap was already on).
+/// A swap file of the test's own, on for as long as it lives (beside any swap the machine
+/// already has).
 pub struct Swap {
-    file: Option<PathBuf>,
-}
-
-fn active() -> bool {
-    std::fs::read_to_string("/proc/swaps").is_ok_and(|s| s.lines().skip(1).any(|l| !l.is_empty()))
+    file: PathBuf,
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
@@ -34,9 +32,6 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
 impl Swap {
     /// Swap that is on, or `None` (the test is skipped) where it cannot be turned on.
     pub fn on() -> Option<Swap> {
-        if active() {
-            return Some(Swap { file: None });
-        }
         let file = super::target_dir().join(format!("test-swap-{}", std::process::id()));
         let path = file.to_string_lossy().into_owned();
         let made = (|| {
@@ -46,7 +41,7 @@ impl Swap {
             run("swapon", &[&path])
         })();
         match made {
-            Ok(()) => Some(Swap { file: Some(file) }),
+            Ok(()) => Some(Swap { file }),
             Err(e) => {
                 let _ = std::fs::remove_file(&file);
                 let msg = format!("cannot turn swap on ({e}): run as root on ext4 or similar");
@@ -63,13 +58,10 @@ impl Swap {
 
 impl Drop for Swap {
     fn drop(&mut self) {
-        if let Some(file) = &self.file {
-            let path = file.to_string_lossy();
-            if let Err(e) = run("swapoff", &[&path]) {
-                eprintln!("{e}");
-            }
-            let _ = std::fs::remove_file(file);
+        if let Err(e) = run("swapoff", &[&self.file.to_string_lossy()]) {
+            eprintln!("{e}");
         }
+        let _ = std::fs::remove_file(&self.file);
     }
 }
 
@@ -79,12 +71,10 @@ pub fn page_out(pid: u32) -> u64 {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     // SAFETY: plain system calls on a descriptor this function owns; the iovecs only name
     // ranges of the other process, never memory of this one.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
-    assert!(
-        pidfd >= 0,
-        "pidfd_open: {}",
-        std::io::Error::last_os_error()
-    );
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    assert!(raw >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    // SAFETY: a descriptor just opened and owned by nothing else; closed when dropped.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
     let mut reclaimed = 0u64;
     for line in maps.lines() {
         let mut fields = line.split_whitespace();
@@ -105,7 +95,7 @@ pub fn page_out(pid: u32) -> u64 {
         let n = unsafe {
             libc::syscall(
                 libc::SYS_process_madvise,
-                pidfd,
+                pidfd.as_raw_fd(),
                 &iov as *const libc::iovec,
                 1usize,
                 libc::MADV_PAGEOUT,
@@ -116,7 +106,5 @@ pub fn page_out(pid: u32) -> u64 {
             reclaimed += n as u64;
         }
     }
-    // SAFETY: the descriptor opened above, closed once.
-    unsafe { libc::close(pidfd as libc::c_int) };
     reclaimed
 }

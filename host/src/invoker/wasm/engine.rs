@@ -131,16 +131,16 @@ fn pagemap_reset() -> bool {
         if !PoolingAllocationConfig::is_pagemap_scan_available() {
             return false;
         }
-        let swap = std::fs::read_to_string("/proc/swaps");
-        let active = swap.as_deref().map_or(true, swap_in_use);
-        if active {
-            tracing::warn!(
-                "swap is active (or /proc/swaps unreadable): wasm instance slots are reset \
-                 without PAGEMAP_SCAN, which would miss swapped-out pages (slower fresh \
-                 instances)"
-            );
-        }
-        !active
+        let why = match std::fs::read_to_string("/proc/swaps") {
+            Ok(swaps) if !swap_in_use(&swaps) => return true,
+            Ok(_) => "swap is active".to_string(),
+            Err(e) => format!("/proc/swaps is unreadable ({e}), so swap may be active"),
+        };
+        tracing::warn!(
+            "{why}: wasm instance slots are reset without PAGEMAP_SCAN, which would miss \
+             swapped-out pages (fresh instances are slower)"
+        );
+        false
     })
 }
 
