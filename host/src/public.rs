@@ -192,8 +192,11 @@ pub fn upload_slots(queue_size: usize) -> usize {
     (queue_size / 2).max(1)
 }
 
+/// Knative's probe header, as a `HeaderName` (a `&str` is parsed again at every lookup).
+static KUBELET_PROBE: http::HeaderName = http::HeaderName::from_static("k-kubelet-probe");
+
 fn is_kubelet_probe(headers: &http::HeaderMap) -> bool {
-    headers.contains_key("k-kubelet-probe")
+    headers.contains_key(&KUBELET_PROBE)
         || headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

@@ -140,3 +140,22 @@ fn a_value_no_header_can_carry_is_absent_on_every_transport() {
     assert!(json_of(&inv)["trace_id"].is_null());
     assert!(!env_of(&inv).contains_key("AWS_LAMBDA_TRACE_ID"));
 }
+
+#[test]
+fn the_context_json_is_what_serde_writes_for_the_context() {
+    let odd = invocation(Event {
+        client_context: Some("{\"k\":\"quote \\\" backslash \\\\ tab\\t é\"}".into()),
+        trace_id: Some("Root=1-5e1b4151-5ac6c58f5b5dbd6a4f4f4a5c".into()),
+        content_type: Some("text/plain; charset=\"utf-8\"".into()),
+        ..Default::default()
+    });
+    for inv in [full(), invocation(Event::default()), odd] {
+        for arn in [ARN, "arn:with \"quotes\" and \\ and \u{1}"] {
+            let ctx = Context::of(&inv, arn);
+            assert_eq!(
+                String::from_utf8(ctx.json()).unwrap(),
+                serde_json::to_string(&ctx).unwrap()
+            );
+        }
+    }
+}

@@ -75,6 +75,8 @@ pub struct Guest {
     /// Held while the guest's code may run: not while a looping guest waits for its next
     /// invocation.
     pub running: Option<super::ticker::Running>,
+    /// The instance's exported memory, once a host call looked it up (see [`memory`]).
+    pub memory: Option<wasmtime::Memory>,
 }
 
 impl Guest {
@@ -253,9 +255,17 @@ pub fn add_to_linker(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
     super::stream_abi::add_to_linker(linker)
 }
 
+/// The guest's exported `memory`, looked up by name once per store (a store holds one
+/// instance; the lookup hashes the name at every call, and each invocation makes several).
 pub(super) fn memory(caller: &mut Caller<'_, Guest>) -> wasmtime::Result<wasmtime::Memory> {
+    if let Some(m) = caller.data().memory {
+        return Ok(m);
+    }
     match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Ok(m),
+        Some(Extern::Memory(m)) => {
+            caller.data_mut().memory = Some(m);
+            Ok(m)
+        }
         _ => wasmtime::bail!("the module exports no memory named \"memory\""),
     }
 }

@@ -524,6 +524,7 @@ impl WasmFunction {
             tmp: None,
             stream: None,
             running: Some(self.shared.ticker.run()),
+            memory: None,
         };
         let mut store = Store::new(self.pre.module().engine(), guest);
         // Without a scratch folder the writes are still metered (against nothing on disk):

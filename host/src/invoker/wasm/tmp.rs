@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::{AsContextMut, Caller, Extern, Linker, Store};
+use wasmtime::{AsContextMut, Caller, Linker, Store};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as wasi, WasiSnapshotPreview1};
 
 use super::abi::Guest;
@@ -90,7 +90,7 @@ fn wasi_view<'a>(
     caller: &'a mut Caller<'_, Guest>,
 ) -> wasmtime::Result<(wiggle::GuestMemory<'a>, &'a mut Guest)> {
     let fuel = caller.as_context_mut().hostcall_fuel();
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+    let Ok(memory) = super::abi::memory(caller) else {
         wasmtime::bail!("missing required memory export");
     };
     let (bytes, guest) = memory.data_and_store_mut(caller);
@@ -188,7 +188,7 @@ fn over(caller: &mut Caller<'_, Guest>, iovs: i32, n: i32) -> bool {
 /// The total length of the `n` iovecs at `iovs` (WASI's `ciovec`: pointer, length; both
 /// u32). Unreadable ones count as nothing: the real write then fails on them itself.
 fn requested(caller: &mut Caller<'_, Guest>, iovs: i32, n: i32) -> u64 {
-    let Some(wasmtime::Extern::Memory(mem)) = caller.get_export("memory") else {
+    let Ok(mem) = super::abi::memory(caller) else {
         return 0;
     };
     let data = mem.data(&*caller);

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 
 use super::BadRequest;
@@ -84,17 +84,17 @@ impl Context {
         let content_type = text(headers.get(header::CONTENT_TYPE)).map(str::to_owned);
         let (client_context, cognito_identity) = if options.accept_context_headers {
             (
-                present(headers, "x-amz-client-context")?
+                present(headers, &CLIENT_CONTEXT)?
                     .map(ClientContext::from_header)
                     .transpose()?,
-                present(headers, "x-amz-cognito-identity")?
+                present(headers, &COGNITO_IDENTITY)?
                     .map(cognito_identity)
                     .transpose()?,
             )
         } else {
             (None, None)
         };
-        let trace_id = match present(headers, "x-amzn-trace-id")? {
+        let trace_id = match present(headers, &TRACE_ID)? {
             Some(raw) => Some(trace::check(raw)?),
             None if options.active_tracing => Some(new_trace_id()),
             None => None,
@@ -148,7 +148,12 @@ fn text(value: Option<&HeaderValue>) -> Option<&str> {
 
 /// A context header's trimmed value; `None` when absent or empty, an error when it is not
 /// visible ASCII (no runtime client would read it).
-fn present<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, BadRequest> {
+// Looked up as `HeaderName`s: a `&str` name is parsed again at every lookup.
+static CLIENT_CONTEXT: HeaderName = HeaderName::from_static("x-amz-client-context");
+static COGNITO_IDENTITY: HeaderName = HeaderName::from_static("x-amz-cognito-identity");
+static TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+fn present<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, BadRequest> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => match v.to_str() {
@@ -161,8 +166,8 @@ fn present<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Ba
     }
 }
 
-fn canonical(name: &str) -> &'static str {
-    match name {
+fn canonical(name: &HeaderName) -> &'static str {
+    match name.as_str() {
         "x-amz-client-context" => "X-Amz-Client-Context",
         "x-amz-cognito-identity" => "X-Amz-Cognito-Identity",
         _ => "X-Amzn-Trace-Id",
