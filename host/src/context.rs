@@ -9,6 +9,8 @@
 //! an empty value. A value that could not travel as a header (a control character) counts as
 //! absent everywhere, so that a native bootstrap and a WASI guest see the same context.
 
+use std::io::Write;
+
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::dispatch::Invocation;
@@ -98,7 +100,8 @@ impl<'a> Context<'a> {
         out.extend_from_slice(b"{\"request_id\":");
         json_str(&mut out, Some(self.request_id));
         out.extend_from_slice(b",\"deadline_ms\":");
-        out.extend_from_slice(self.deadline_ms.to_string().as_bytes());
+        // Writing into a `Vec` cannot fail.
+        let _ = write!(out, "{}", self.deadline_ms);
         out.extend_from_slice(b",\"invoked_function_arn\":");
         json_str(&mut out, Some(self.invoked_function_arn));
         out.extend_from_slice(b",\"trace_id\":");

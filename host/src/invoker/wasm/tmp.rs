@@ -90,9 +90,7 @@ fn wasi_view<'a>(
     caller: &'a mut Caller<'_, Guest>,
 ) -> wasmtime::Result<(wiggle::GuestMemory<'a>, &'a mut Guest)> {
     let fuel = caller.as_context_mut().hostcall_fuel();
-    let Ok(memory) = super::abi::memory(caller) else {
-        wasmtime::bail!("missing required memory export");
-    };
+    let memory = super::abi::memory(caller)?;
     let (bytes, guest) = memory.data_and_store_mut(caller);
     guest.wasi.set_hostcall_fuel(fuel);
     Ok((wiggle::GuestMemory::Unshared(bytes), guest))

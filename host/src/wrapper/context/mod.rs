@@ -146,13 +146,14 @@ fn text(value: Option<&HeaderValue>) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// A context header's trimmed value; `None` when absent or empty, an error when it is not
-/// visible ASCII (no runtime client would read it).
-// Looked up as `HeaderName`s: a `&str` name is parsed again at every lookup.
+// The context headers, looked up as `HeaderName`s: a `&str` name is parsed again at every
+// lookup.
 static CLIENT_CONTEXT: HeaderName = HeaderName::from_static("x-amz-client-context");
 static COGNITO_IDENTITY: HeaderName = HeaderName::from_static("x-amz-cognito-identity");
 static TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 
+/// A context header's trimmed value; `None` when absent or empty, an error when it is not
+/// visible ASCII (no runtime client would read it).
 fn present<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, BadRequest> {
     match headers.get(name) {
         None => Ok(None),
