@@ -254,6 +254,48 @@ async fn escape_attempts_are_refused() {
     }
 }
 
+/// The environment a guest reads (the host answers WASI's `environ_get` from a block laid
+/// out once per slot): every instance of either mode sees the same Lambda variables, with
+/// `TMPDIR`, and nothing of the host's own environment.
+#[tokio::test]
+async fn every_instance_sees_the_same_lambda_environment() {
+    let dir = wasm_function("guest-probe");
+    let mut seen = Vec::new();
+    for mode in MODES {
+        let host = start(&dir, mode, &[("HOST_SECRET", "s3cr3t")]);
+        for _ in 0..3 {
+            let (status, r) = host.invoke(json!({"op": "env"})).await;
+            assert_eq!(status, 200, "{mode}: {r}");
+            seen.push((mode, r["vars"].clone()));
+        }
+    }
+    let (_, first) = &seen[0];
+    let vars = first.as_object().expect("the probe lists its variables");
+    assert_eq!(vars["TMPDIR"], "/tmp", "{first}");
+    assert_eq!(
+        vars["LAMBDA_TASK_ROOT"],
+        dir.path().display().to_string(),
+        "{first}"
+    );
+    for name in ["AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION", "TZ", "LANG"] {
+        assert!(vars[name].is_string(), "{name} missing: {first}");
+    }
+    for name in ["HOST_SECRET", "PATH", "LD_LIBRARY_PATH", "HOME"] {
+        assert!(!vars.contains_key(name), "{name} leaked: {first}");
+    }
+    // The log stream is named once per host process; nothing else may differ.
+    let without_stream = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove("AWS_LAMBDA_LOG_STREAM_NAME");
+        v
+    };
+    for runs in seen.chunks(3) {
+        let (mode, one) = &runs[0];
+        assert!(runs.iter().all(|(_, v)| v == one), "{mode}: {runs:?}");
+        assert_eq!(without_stream(one), without_stream(first), "{mode}");
+    }
+}
+
 #[tokio::test]
 async fn guest_output_is_logged_with_the_request_id() {
     let dir = wasm_function("guest-probe");
@@ -297,7 +339,19 @@ async fn plain_wasi_commands_use_stdin_stdout_and_exit_codes() {
 
         let env = host.post("/", "env").await.text().await.unwrap();
         assert!(env.contains("AWS_LAMBDA_FUNCTION_NAME="), "{env}");
+        assert!(env.lines().any(|l| l == "TMPDIR=/tmp"), "{env}");
         assert!(!env.contains("HOST_SECRET"), "{env}");
+        // A command's context is in its environment, another one at every invocation.
+        let request_id = |env: &str| {
+            let line = env
+                .lines()
+                .find(|l| l.starts_with("AWS_LAMBDA_REQUEST_ID="));
+            line.expect("the request id is in the environment")
+                .to_string()
+        };
+        let again = host.post("/", "env").await.text().await.unwrap();
+        assert_ne!(request_id(&env), request_id(&again), "{mode}");
+        assert!(again.contains("AWS_LAMBDA_DEADLINE_MS="), "{again}");
         let r = host.post("/", "read:/etc/passwd").await;
         assert_eq!(r.status(), 500, "{mode}");
     }

@@ -77,6 +77,8 @@ pub struct Guest {
     pub running: Option<super::ticker::Running>,
     /// The instance's exported memory, once a host call looked it up (see [`memory`]).
     pub memory: Option<wasmtime::Memory>,
+    /// What `environ_get` gives the guest (see [`super::environ`]).
+    pub environ: Arc<super::environ::Environ>,
 }
 
 impl Guest {

@@ -9,6 +9,7 @@ mod abi;
 mod artifact;
 pub mod cache;
 pub mod engine;
+mod environ;
 pub mod http;
 pub mod lambda_component;
 mod output;
@@ -27,6 +28,7 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use self::abi::{Fresh, Guest, Mode, Shared};
+use self::environ::Environ;
 use self::lambda_component::LambdaComponent;
 use self::output::LogStream;
 use super::{Ended, Evidence, backoff_after, next_backoff, pause};
@@ -139,7 +141,7 @@ pub struct WasmFunction {
     isolation: Isolation,
     memory_limit: usize,
     shared: Arc<Shared>,
-    env: Vec<(String, String)>,
+    env: Environ,
     task_root: std::path::PathBuf,
     task_root_guest: String,
     metrics: Arc<Metrics>,
@@ -227,6 +229,7 @@ impl WasmFunction {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |g: &mut Guest| &mut g.wasi)?;
         abi::add_to_linker(&mut linker)?;
         tmp::add_to_linker(&mut linker)?;
+        environ::add_to_linker(&mut linker)?;
         let pre = linker
             .instantiate_pre(&module)
             .map_err(anyhow::Error::from)
@@ -254,7 +257,7 @@ impl WasmFunction {
                 streaming_limit: config.streaming_limit as u64,
                 ticker,
             }),
-            env: guest_env(config),
+            env: Environ::new(guest_env(config)),
             task_root: config.task_root.clone(),
             task_root_guest: config.task_root.display().to_string(),
             metrics,
@@ -284,12 +287,13 @@ impl WasmFunction {
         let dispatcher = self.shared.dispatcher.clone();
         let mut backoff = Duration::ZERO;
         let tmp = tmp::SlotTmp::new(runner, self.tmp_entries());
+        let environ = self.slot_environ(&tmp.scratch);
         while !stop.is_cancelled() {
             let started = Instant::now();
             // A new instance is a new environment: an empty /tmp.
             tmp.clear().await;
             dispatcher.env_started(runner);
-            let mut store = match self.store(runner, Mode::Loop(None), &tmp.scratch) {
+            let mut store = match self.store(runner, Mode::Loop(None), &tmp.scratch, &environ) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(instance = runner, "cannot create a sandbox: {e:#}");
@@ -336,6 +340,7 @@ impl WasmFunction {
     async fn run_fresh(&self, runner: RunnerId, stop: CancellationToken) {
         let dispatcher = self.shared.dispatcher.clone();
         let tmp = tmp::SlotTmp::new(runner, self.tmp_entries());
+        let environ = self.slot_environ(&tmp.scratch);
         dispatcher.env_started(runner);
         loop {
             // Between invocations the environment is only its /tmp.
@@ -353,7 +358,7 @@ impl WasmFunction {
                     stdout: stdio_stream::StdoutPipe::new(self.shared.body_limit),
                 },
             };
-            let mut store = match self.store(runner, mode, &tmp.scratch) {
+            let mut store = match self.store(runner, mode, &tmp.scratch, &environ) {
                 Ok(s) => s,
                 Err(e) => {
                     let ended = Ended::HostFailure(format!("cannot create a sandbox: {e:#}"));
@@ -464,13 +469,23 @@ impl WasmFunction {
         })
     }
 
-    /// A store with a fresh sandbox. A plain command gets its invocation on stdin and its
-    /// context in the environment.
+    /// The environment of slot `runner`'s instances: the Lambda environment, and `TMPDIR`
+    /// when the slot has a `/tmp`.
+    fn slot_environ(&self, scratch: &Option<Arc<Scratch>>) -> Arc<Environ> {
+        Arc::new(match scratch {
+            Some(_) => self.env.with([("TMPDIR", "/tmp")]),
+            None => self.env.clone(),
+        })
+    }
+
+    /// A store with a fresh sandbox and `environ`. A plain command gets its invocation on
+    /// stdin and its context in the environment too.
     fn store(
         &self,
         runner: RunnerId,
         mode: Mode,
         scratch: &Option<Arc<Scratch>>,
+        environ: &Arc<Environ>,
     ) -> anyhow::Result<Store<Guest>> {
         self.metrics
             .wasm_instance_starts
@@ -478,8 +493,7 @@ impl WasmFunction {
         let tag = Arc::new(Mutex::new(None));
         let stderr = LogStream::new("stderr", runner, tag.clone());
         let mut b = WasiCtxBuilder::new();
-        b.envs(&self.env)
-            .arg("bootstrap.wasm")
+        b.arg("bootstrap.wasm")
             .stdout(LogStream::new("stdout", runner, tag.clone()))
             .stderr(stderr.clone())
             .allow_tcp(false)
@@ -495,15 +509,12 @@ impl WasmFunction {
                     .context("cannot open the scratch folder as /tmp")?;
             }
         }
-        if scratch.is_some() {
-            b.env("TMPDIR", "/tmp");
-        }
+        let mut environ = environ.clone();
         if let Mode::Stdio { invocation, stdout } = &mode {
             b.stdin(MemoryInputPipe::new(invocation.event.body.clone()))
                 .stdout(stdout.clone());
-            for (k, v) in LambdaContext::of(invocation, &self.shared.function_arn).env() {
-                b.env(k, v);
-            }
+            let context = LambdaContext::of(invocation, &self.shared.function_arn).env();
+            environ = Arc::new(environ.with(context));
             if let Ok(mut t) = tag.lock() {
                 *t = Some(invocation.id.clone());
             }
@@ -525,6 +536,7 @@ impl WasmFunction {
             stream: None,
             running: Some(self.shared.ticker.run()),
             memory: None,
+            environ,
         };
         let mut store = Store::new(self.pre.module().engine(), guest);
         // Without a scratch folder the writes are still metered (against nothing on disk):
