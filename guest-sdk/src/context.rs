@@ -6,7 +6,7 @@ use crate::{Diagnostic, diagnostic::type_name_of_val};
 use serde::{Deserialize, Serialize};
 use std::{
     collections::HashMap,
-    env, fmt,
+    fmt,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -78,15 +78,57 @@ impl Config {
     /// malformed variable yields an empty value (or 0) instead of a panic: the guest's
     /// environment belongs to the host, and a function should not die over a log-group name.
     pub fn from_env() -> Self {
-        let var = |name| env::var(name).unwrap_or_default();
+        let [function_name, memory, version, log_stream, log_group] = env_vars([
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            "AWS_LAMBDA_FUNCTION_VERSION",
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+        ]);
         Config {
-            function_name: var("AWS_LAMBDA_FUNCTION_NAME"),
-            memory: var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").parse().unwrap_or(0),
-            version: var("AWS_LAMBDA_FUNCTION_VERSION"),
-            log_stream: var("AWS_LAMBDA_LOG_STREAM_NAME"),
-            log_group: var("AWS_LAMBDA_LOG_GROUP_NAME"),
+            function_name,
+            memory: memory.parse().unwrap_or(0),
+            version,
+            log_stream,
+            log_group,
         }
     }
+}
+
+/// The values of `names` in the environment, as `env::var` reads them (empty when unset or
+/// not UTF-8). On wasm32-wasip1 in one pass over the block WASI hands over.
+fn env_vars<const N: usize>(names: [&str; N]) -> [String; N] {
+    #[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
+    {
+        let (block, starts) = crate::abi::environment();
+        pick_vars(&block, &starts, names)
+    }
+    #[cfg(not(all(target_arch = "wasm32", not(target_env = "p2"))))]
+    names.map(|name| std::env::var(name).unwrap_or_default())
+}
+
+/// The values of `names` among the variables at `starts` of `block` (each `key=value` ended
+/// by a NUL, WASI's layout): what `getenv` finds, the first variable of a name, read without
+/// comparing a name with a variable whose `=` is not where that name ends.
+fn pick_vars<const N: usize>(block: &[u8], starts: &[usize], names: [&str; N]) -> [String; N] {
+    let mut found: [Option<&[u8]>; N] = [None; N];
+    for var in starts.iter().filter_map(|&s| block.get(s..)) {
+        for (slot, name) in found.iter_mut().zip(names) {
+            let n = name.len();
+            if slot.is_none() && n > 0 && var.get(n) == Some(&b'=') && &var[..n] == name.as_bytes()
+            {
+                let value = &var[n + 1..];
+                let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+                *slot = Some(&value[..end]);
+            }
+        }
+    }
+    found.map(|value| {
+        value
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or_default()
+            .to_owned()
+    })
 }
 
 /// The execution context of one invocation: the fields of `lambda_runtime::Context`, plus the
@@ -223,6 +265,49 @@ mod tests {
     fn decode(value: serde_json::Value) -> Result<Context, ContextError> {
         let bytes = serde_json::to_vec(&value).expect("test JSON serializes");
         Context::decode(&bytes, Arc::new(Config::default()))
+    }
+
+    /// Where each NUL-terminated variable of `block` starts, as WASI's pointers say.
+    fn starts(block: &[u8]) -> Vec<usize> {
+        let mut starts = vec![0];
+        starts.extend(
+            block
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| b == 0 && i + 1 < block.len())
+                .map(|(i, _)| i + 1),
+        );
+        starts
+    }
+
+    #[test]
+    fn picks_variables_from_the_wasi_environment_block_as_getenv_would() {
+        let block =
+            b"AWS_REGION=eu\0B==x=y\0A=first\0noequals\0\0A=second\0BAD=\xff\0=anon\0AB=no\0";
+        let [a, b, region, bad, missing, empty] = pick_vars(
+            block,
+            &starts(block),
+            ["A", "B", "AWS_REGION", "BAD", "MISSING", ""],
+        );
+        assert_eq!(a, "first", "the first variable of a name wins");
+        assert_eq!(b, "=x=y", "a value may hold '='");
+        assert_eq!(region, "eu");
+        assert_eq!(bad, "", "not UTF-8 reads as unset, as env::var");
+        assert_eq!(missing, "");
+        assert_eq!(empty, "", "no variable has an empty name");
+        assert_eq!(pick_vars(b"", &[], ["A"]), [String::new()]);
+    }
+
+    #[test]
+    fn a_variable_ends_at_its_nul_wherever_the_pointers_say_the_next_starts() {
+        // Pointers out of order, one past the block, one into the middle of a variable.
+        let block = b"AB=cd\0X=1\0";
+        let [x, ab, b] = pick_vars(block, &[6, 99, 0, 1], ["X", "AB", "B"]);
+        assert_eq!((x.as_str(), ab.as_str()), ("1", "cd"));
+        assert_eq!(
+            b, "cd",
+            "a pointer into a variable reads from there, to its NUL"
+        );
     }
 
     #[test]
