@@ -77,6 +77,8 @@ impl Config {
     /// Reads the configuration from the environment. Unlike `lambda_runtime`, a missing or
     /// malformed variable yields an empty value (or 0) instead of a panic: the guest's
     /// environment belongs to the host, and a function should not die over a log-group name.
+    /// On wasm32-wasip1 it reads the environment the instance started with, from the host
+    /// (what `env::set_var` changed is not seen).
     pub fn from_env() -> Self {
         let [function_name, memory, version, log_stream, log_group] = env_vars([
             "AWS_LAMBDA_FUNCTION_NAME",
@@ -95,8 +97,9 @@ impl Config {
     }
 }
 
-/// The values of `names` in the environment, as `env::var` reads them (empty when unset or
-/// not UTF-8). On wasm32-wasip1 in one pass over the block WASI hands over.
+/// The values of `names` in the environment (empty when unset or not UTF-8). On
+/// wasm32-wasip1 in one pass over the block WASI hands over: the environment the instance
+/// started with, which `env::set_var` does not change; elsewhere through `env::var`.
 fn env_vars<const N: usize>(names: [&str; N]) -> [String; N] {
     #[cfg(all(target_arch = "wasm32", not(target_env = "p2")))]
     {

@@ -256,17 +256,19 @@ async fn escape_attempts_are_refused() {
 
 /// The environment a guest reads (the host answers WASI's `environ_get` from a block laid
 /// out once per slot): every instance of either mode sees the same Lambda variables, with
-/// `TMPDIR`, and nothing of the host's own environment.
+/// `TMPDIR`, and nothing of the host's own environment; the SDK's configuration (which it
+/// reads from that block with WASI's calls, not through std) holds the same values.
 #[tokio::test]
 async fn every_instance_sees_the_same_lambda_environment() {
     let dir = wasm_function("guest-probe");
-    let mut seen = Vec::new();
+    let (mut seen, mut configs) = (Vec::new(), Vec::new());
     for mode in MODES {
         let host = start(&dir, mode, &[("HOST_SECRET", "s3cr3t")]);
         for _ in 0..3 {
             let (status, r) = host.invoke(json!({"op": "env"})).await;
             assert_eq!(status, 200, "{mode}: {r}");
             seen.push((mode, r["vars"].clone()));
+            configs.push((mode, r["config"].clone(), r["vars"].clone()));
         }
     }
     let (_, first) = &seen[0];
@@ -283,10 +285,29 @@ async fn every_instance_sees_the_same_lambda_environment() {
     for name in ["HOST_SECRET", "PATH", "LD_LIBRARY_PATH", "HOME"] {
         assert!(!vars.contains_key(name), "{name} leaked: {first}");
     }
+    // The SDK reads its configuration from the environment block itself, not through std.
+    for (mode, config, vars) in &configs {
+        let memory: i64 = vars["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+            .as_str()
+            .and_then(|m| m.parse().ok())
+            .expect("a memory size");
+        assert_eq!(config["memory"], memory, "{mode}: {config}");
+        for (field, name) in [
+            ("function_name", "AWS_LAMBDA_FUNCTION_NAME"),
+            ("version", "AWS_LAMBDA_FUNCTION_VERSION"),
+            ("log_stream", "AWS_LAMBDA_LOG_STREAM_NAME"),
+            ("log_group", "AWS_LAMBDA_LOG_GROUP_NAME"),
+        ] {
+            assert!(vars[name].as_str().is_some_and(|v| !v.is_empty()), "{name}");
+            assert_eq!(config[field], vars[name], "{mode}: {field}");
+        }
+    }
     // The log stream is named once per host process; nothing else may differ.
     let without_stream = |v: &Value| {
         let mut v = v.clone();
-        v.as_object_mut().unwrap().remove("AWS_LAMBDA_LOG_STREAM_NAME");
+        v.as_object_mut()
+            .unwrap()
+            .remove("AWS_LAMBDA_LOG_STREAM_NAME");
         v
     };
     for runs in seen.chunks(3) {
@@ -341,17 +362,24 @@ async fn plain_wasi_commands_use_stdin_stdout_and_exit_codes() {
         assert!(env.contains("AWS_LAMBDA_FUNCTION_NAME="), "{env}");
         assert!(env.lines().any(|l| l == "TMPDIR=/tmp"), "{env}");
         assert!(!env.contains("HOST_SECRET"), "{env}");
-        // A command's context is in its environment, another one at every invocation.
-        let request_id = |env: &str| {
-            let line = env
+        // A command's context is in its environment, its own at every invocation: three on
+        // two slots reuse one, which must not keep (or add to) the last one's.
+        let mut ids = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let env = host.post("/", "env").await.text().await.unwrap();
+            let lines: Vec<_> = env
                 .lines()
-                .find(|l| l.starts_with("AWS_LAMBDA_REQUEST_ID="));
-            line.expect("the request id is in the environment")
-                .to_string()
-        };
-        let again = host.post("/", "env").await.text().await.unwrap();
-        assert_ne!(request_id(&env), request_id(&again), "{mode}");
-        assert!(again.contains("AWS_LAMBDA_DEADLINE_MS="), "{again}");
+                .filter(|l| l.starts_with("AWS_LAMBDA_REQUEST_ID="))
+                .collect();
+            assert_eq!(lines.len(), 1, "{mode}: {env}");
+            assert_eq!(
+                env.matches("AWS_LAMBDA_DEADLINE_MS=").count(),
+                1,
+                "{mode}: {env}"
+            );
+            ids.insert(lines[0].to_string());
+        }
+        assert_eq!(ids.len(), 3, "{mode}: {ids:?}");
         let r = host.post("/", "read:/etc/passwd").await;
         assert_eq!(r.status(), 500, "{mode}");
     }

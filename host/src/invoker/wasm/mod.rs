@@ -469,8 +469,8 @@ impl WasmFunction {
         })
     }
 
-    /// The environment of slot `runner`'s instances: the Lambda environment, and `TMPDIR`
-    /// when the slot has a `/tmp`.
+    /// The environment of a slot's instances: the Lambda environment, and `TMPDIR` when the
+    /// slot has a `/tmp` (`scratch`).
     fn slot_environ(&self, scratch: &Option<Arc<Scratch>>) -> Arc<Environ> {
         Arc::new(match scratch {
             Some(_) => self.env.with([("TMPDIR", "/tmp")]),

@@ -58,9 +58,11 @@ fn probe(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         }
         "env" => match payload.get("name").and_then(Value::as_str) {
             Some(name) => json!({ "value": std::env::var(name).ok() }),
-            None => {
-                json!({ "vars": std::env::vars().collect::<std::collections::BTreeMap<_, _>>() })
-            }
+            // The environment as std reads it, and the SDK's configuration as it read it.
+            None => json!({
+                "vars": std::env::vars().collect::<std::collections::BTreeMap<_, _>>(),
+                "config": *context.env_config,
+            }),
         },
         "connect" => outcome(std::net::TcpStream::connect(text("addr")).map(drop)),
         "sleep" => {
