@@ -5,13 +5,14 @@ ratio to the reference echo server measured in the same round. Builds nothing: t
 Makefile builds the binaries first. Only standard library; Linux only (/proc).
 
 Usage: bench/bench.py [--smoke] [--rounds R] [--duration S] [--profile release|debug]
-                      [--only SCENARIO,...] [--alt HOST_BINARY]
+                      [--only SCENARIO,...] [--alt HOST_BINARY] [--alt-wasm FOLDER]
 
 --only and --alt are for a quick A/B look while changing the host: --only runs those
 scenarios (and the reference) and skips tenancy, cold starts and the stream; --alt runs
 every chosen glibc scenario a second time, as `<scenario>-alt`, with another build of the host
-(say, the commit before a change), in the same rounds. Such runs are written under
-target/bench-only, never to bench/results.
+(say, the commit before a change), in the same rounds; --alt-wasm gives those runs the
+wasm-echo.wasm and wasm-stdio.wasm in FOLDER instead of this build's (a change to the guest
+SDK). Such runs are written under target/bench-only, never to bench/results.
 """
 
 import argparse
@@ -240,7 +241,7 @@ class Server:
 class Setup:
     """Binaries, function folders and the environment of every scenario."""
 
-    def __init__(self, profile, workdir, alt=None, only=None):
+    def __init__(self, profile, workdir, alt=None, only=None, alt_wasm=None):
         self.alt = Path(alt).resolve() if alt else None
         self.only = only
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -279,6 +280,12 @@ class Setup:
             d.mkdir()
             shutil.copy2(src, d / dest)
             self.fn[name] = d
+        # The -alt runs' own guests, when given: `<name>-alt` beside `<name>`.
+        for name in ("wasm-echo", "wasm-stdio") if alt_wasm else ():
+            d = self.work / f"{name}-alt"
+            d.mkdir()
+            shutil.copy2(Path(alt_wasm) / f"{name}.wasm", d / "bootstrap.wasm")
+            self.fn[f"{name}-alt"] = d
         self.extensions = self.work / "extensions"
         self.extensions.mkdir()
         shutil.copy2(extension, self.extensions / "noop")
@@ -308,9 +315,10 @@ class Setup:
 
     def start(self, scenario, cache_dir=None):
         env = dict(self.base_env, INVOKER_COUNT="4", WASM_CACHE_DIR=str(cache_dir or self.cache))
-        host = self.host
+        host, fn = self.host, self.fn
         if scenario.endswith("-alt"):
             host, scenario = self.alt, scenario.removesuffix("-alt")
+            fn = dict(fn, **{k.removesuffix("-alt"): v for k, v in fn.items() if k.endswith("-alt")})
         if scenario.endswith("-musl"):
             host, scenario = self.musl, scenario.removesuffix("-musl")
         if scenario == "reference":
@@ -327,7 +335,7 @@ class Setup:
             env["LAMBDA_TASK_ROOT"] = str(self.fn["native"])
             env["LAMBDA_EXTENSIONS_DIR"] = str(self.extensions)
         elif scenario in ("wasm-loop", "wasm-invocation"):
-            env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-echo"])
+            env["LAMBDA_TASK_ROOT"] = str(fn["wasm-echo"])
             env["WASM_ISOLATION"] = scenario.removeprefix("wasm-")
         elif scenario == "stream":
             env["LAMBDA_TASK_ROOT"] = str(self.fn["stream"])
@@ -336,7 +344,7 @@ class Setup:
             env["LAMBDA_TASK_ROOT"] = str(self.fn["component-echo"])
             env["WASM_ISOLATION"] = scenario.removeprefix("component-")
         elif scenario == "wasm-stdio":
-            env["LAMBDA_TASK_ROOT"] = str(self.fn["wasm-stdio"])
+            env["LAMBDA_TASK_ROOT"] = str(fn["wasm-stdio"])
             env["WASM_ISOLATION"] = "invocation"
         elif scenario in COMPONENTS:
             env["LAMBDA_TASK_ROOT"] = str(self.fn[scenario])
@@ -726,6 +734,8 @@ def main():
     ap.add_argument("--only", help="comma-separated scenarios (the reference is always run); "
                                    "skips tenancy, cold starts and the stream")
     ap.add_argument("--alt", help="another host binary: each scenario again as <scenario>-alt")
+    ap.add_argument("--alt-wasm", help="with --alt: a folder with the wasm-echo.wasm and "
+                                       "wasm-stdio.wasm the -alt runs load")
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.duration, args.cold_repeats = 1, 2, 1
@@ -735,6 +745,10 @@ def main():
         sys.exit(f"bench: unknown scenarios {sorted(only - known)}")
     if args.alt and not Path(args.alt).is_file():
         sys.exit(f"bench: --alt {args.alt} is not a file")
+    if args.alt_wasm and not (args.alt and all(
+            (Path(args.alt_wasm) / f"{n}.wasm").is_file() for n in ("wasm-echo", "wasm-stdio"))):
+        sys.exit(f"bench: --alt-wasm needs --alt and {args.alt_wasm}/wasm-echo.wasm and "
+                 "wasm-stdio.wasm")
     partial = bool(only or args.alt)
     out_dir = Path(args.out) if args.out else (
         ROOT / "target" / "bench-smoke" if args.smoke
@@ -747,7 +761,7 @@ def main():
         f"load {info['loadavg'][0]:.2f}; {args.rounds} rounds of {args.duration} s runs")
     failures = []
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
-        setup = Setup(args.profile, work, args.alt, only)
+        setup = Setup(args.profile, work, args.alt, only, args.alt_wasm)
         scenarios = setup.scenarios()
         if not setup.musl:
             log(f"no {MUSL} build of the host for this profile: musl scenarios skipped")
