@@ -118,20 +118,14 @@ fn write(
         wasmtime::bail!("WASI environ: pointer {ptr:#x} is not aligned to {align} bytes");
     }
     let memory = super::abi::memory(caller)?;
-    let start = ptr as usize;
-    match memory
-        .data_mut(&mut *caller)
-        .get_mut(start..start + bytes.len())
-    {
-        Some(dest) => {
-            dest.copy_from_slice(bytes);
-            Ok(())
-        }
-        None => wasmtime::bail!(
-            "WASI environ: {start:#x}..{:#x} is outside the guest's memory",
-            start + bytes.len()
-        ),
-    }
+    memory
+        .write(&mut *caller, ptr as usize, bytes)
+        .map_err(|_| {
+            wasmtime::format_err!(
+                "WASI environ: {ptr:#x} + {} bytes is outside the guest's memory",
+                bytes.len()
+            )
+        })
 }
 
 #[cfg(test)]
