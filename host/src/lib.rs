@@ -13,6 +13,7 @@
 //! addresses; [`run`] serves them until shutdown. ARCHITECTURE.md follows one invocation
 //! through these files.
 
+pub mod alloc;
 pub mod config;
 pub mod context;
 pub mod dispatch;

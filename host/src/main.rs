@@ -10,8 +10,10 @@ use tracing_subscriber::EnvFilter;
 /// Every build allocates with mimalloc: musl's own allocator halves the throughput of 1 MB
 /// bodies (native-musl against native), and glibc's costs fresh WASI instances a third of
 /// their throughput in arena-lock contention and consolidation (`make bench`, README).
+/// [`alloc::Allocator`](aws_custom_runtime::alloc::Allocator) says why not the `mimalloc`
+/// crate's own.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: aws_custom_runtime::alloc::Allocator = aws_custom_runtime::alloc::Allocator;
 
 fn main() -> ExitCode {
     // clap answers --help and --version, and refuses malformed values, here.
