@@ -79,6 +79,12 @@ impl Ended {
         }
     }
 
+    /// Whether [`Ended::failure`] and [`Ended::command_outcome`] quote the function's stderr
+    /// for this end.
+    pub fn explained_by_stderr(&self) -> bool {
+        matches!(self, Ended::Exit(_) | Ended::Signal(_) | Ended::Trap(_))
+    }
+
     /// The error that ends an invocation the runner held without answering: the one
     /// mapping from how a runner ended to how its invocation ends.
     pub fn failure(&self, ev: &Evidence<'_>) -> InvocationError {

@@ -358,7 +358,7 @@ async fn forward_output(runner: RunnerId, stream: &'static str, mut out: impl As
     let mut buf = vec![0; MAX_LINE];
     let mut lines = Lines::default();
     let mut emit = |text: &str| {
-        tracing::info!(target: "function", bootstrap = runner, stream, "{text}");
+        tracing::info!(target: "function", bootstrap = runner, stream = %stream, "{text}");
         crate::extensions::telemetry::output_line(
             crate::extensions::telemetry::Kind::Function,
             text,

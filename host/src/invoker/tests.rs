@@ -116,3 +116,27 @@ fn backoff_resets_after_a_run_that_served_or_lasted() {
     assert_eq!(backoff_after(b, HEALTHY_RUN, false), Duration::ZERO);
     assert_eq!(backoff_after(MAX_BACKOFF, short, false), MAX_BACKOFF);
 }
+
+/// The WASI runners read a guest's stderr only for the ends that quote it: an end whose
+/// failure or outcome would change with stderr must say so.
+#[test]
+fn only_the_ends_that_quote_stderr_need_it_read() {
+    let ends = [
+        Ended::Returned,
+        Ended::Exit(1),
+        Ended::Signal(9),
+        Ended::Trap("wasm trap: unreachable".into()),
+        Ended::HostFailure("x".into()),
+        Ended::Deadline,
+        Ended::Reset,
+        Ended::Recycled,
+        Ended::Switched,
+        Ended::Stopped,
+    ];
+    for ended in ends {
+        let quoted = ended.failure(&ev("boom")) != ended.failure(&ev(""))
+            || format!("{:?}", ended.command_outcome(Bytes::new(), 10, &ev("boom")))
+                != format!("{:?}", ended.command_outcome(Bytes::new(), 10, &ev("")));
+        assert_eq!(quoted, ended.explained_by_stderr(), "{ended:?}");
+    }
+}

@@ -310,7 +310,7 @@ impl WasmFunction {
                 _ = dispatcher.switch_signal(runner) => Ended::Switched,
                 _ = stop.cancelled() => return,
             };
-            let err = self.with_evidence(&store, |ev| ended.failure(ev));
+            let err = self.with_evidence(&store, &ended, |ev| ended.failure(ev));
             let failed = dispatcher.fail_runner(runner, err.clone());
             let served = store.data().served > 0;
             drop(store);
@@ -389,7 +389,7 @@ impl WasmFunction {
             };
             store.data().stderr.flush_line();
             let limit = self.shared.body_limit;
-            self.with_evidence(&store, |ev| match &store.data().mode {
+            self.with_evidence(&store, &ended, |ev| match &store.data().mode {
                 Mode::Stdio { stdout, .. } => match streamed {
                     Some(writer) => {
                         let failure = ended.command_outcome(bytes::Bytes::new(), limit, ev);
@@ -458,10 +458,19 @@ impl WasmFunction {
         }
     }
 
-    /// Runs `f` with what the instance in `store` left behind to explain its end.
-    fn with_evidence<T>(&self, store: &Store<Guest>, f: impl FnOnce(&Evidence<'_>) -> T) -> T {
+    /// Runs `f` with what the instance in `store` left behind to explain `ended`. Its stderr
+    /// is read only for an end that stderr explains (most invocations end cleanly).
+    fn with_evidence<T>(
+        &self,
+        store: &Store<Guest>,
+        ended: &Ended,
+        f: impl FnOnce(&Evidence<'_>) -> T,
+    ) -> T {
         let guest = store.data();
-        let stderr = guest.stderr.tail();
+        let stderr = match ended.explained_by_stderr() {
+            true => guest.stderr.tail(),
+            false => String::new(),
+        };
         f(&Evidence {
             stderr: &stderr,
             init_error: guest.init_error.as_ref(),
