@@ -467,9 +467,10 @@ impl WasmFunction {
         f: impl FnOnce(&Evidence<'_>) -> T,
     ) -> T {
         let guest = store.data();
-        let stderr = match ended.explained_by_stderr() {
-            true => guest.stderr.tail(),
-            false => String::new(),
+        let stderr = if ended.explained_by_stderr() {
+            guest.stderr.tail()
+        } else {
+            String::new()
         };
         f(&Evidence {
             stderr: &stderr,

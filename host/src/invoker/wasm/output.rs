@@ -90,8 +90,8 @@ impl LogStream {
 
 /// One line of guest output in the host's log. The stream name and the request id (a UUID
 /// the Dispatcher made) are written as they are, not quoted and escaped as `Debug` would:
-/// neither can hold a character that needs it, and escaping them was a fifth of the cost of
-/// a line. The guest's text is the event's message, which the log formatter sanitises.
+/// neither can hold a character that needs it (escaping them cost ≈ 0.6k of a line's 12k
+/// instructions). The guest's text is the event's message, which the log formatter sanitises.
 fn emit(stream: &'static str, runner: usize, tag: &RequestTag, text: &str) {
     let tag = tag.lock().ok().and_then(|t| t.clone());
     let request_id = tag.as_deref().unwrap_or("-");
