@@ -332,6 +332,15 @@ async fn guest_output_is_logged_with_the_request_id() {
         .find(|l| l.contains("probe stdout: hello-log"))
         .unwrap();
     assert!(line.contains("request_id="), "{line}");
+
+    // A carriage return or an escape sequence inside a line is written escaped: it can
+    // neither overwrite the line on a terminal nor pass for a host line of its own.
+    let forged = r#"{"op":"log","message":"forged\r2026-12-07T00:00:00Z  INFO \u001b[2Kdone"}"#;
+    assert_eq!(host.post("/", forged).await.status(), 200);
+    let escaped = r"probe stderr: forged\r2026-12-07T00:00:00Z  INFO \x1b[2Kdone";
+    host.wait_log(escaped, Duration::from_secs(5));
+    let logs = host.logs();
+    assert!(!logs.contains(['\r', '\x1b']), "{logs}");
 }
 
 #[tokio::test]

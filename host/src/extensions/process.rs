@@ -20,7 +20,7 @@ use super::registry::{Registry, State};
 use super::telemetry::{self, Kind};
 use super::{Extensions, name_of};
 use crate::config::Config;
-use crate::invoker::lines::{Lines, MAX_LINE};
+use crate::invoker::lines::{Lines, MAX_LINE, logged};
 use crate::invoker::{next_backoff, orphans};
 
 /// How long a reset extension gets to take its SHUTDOWN and exit before it is killed.
@@ -207,7 +207,7 @@ async fn forward_output(name: String, stream: &'static str, mut out: impl AsyncR
     let mut buf = vec![0; MAX_LINE];
     let mut lines = Lines::default();
     let mut emit = |text: &str| {
-        tracing::info!(target: "extension", extension = name, stream, "{text}");
+        tracing::info!(target: "extension", extension = name, stream, "{}", logged(text));
         telemetry::output_line(Kind::Extension, text);
     };
     loop {

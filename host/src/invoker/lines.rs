@@ -2,6 +2,9 @@
 //! newline, and every `MAX_LINE` bytes of a line that has none, so that a function that
 //! never prints a newline cannot grow the host's memory. Invalid UTF-8 is replaced.
 
+use std::borrow::Cow;
+use std::fmt::Write;
+
 /// Longest line of function output logged as one line.
 pub const MAX_LINE: usize = 16 * 1024;
 
@@ -45,6 +48,31 @@ impl Lines {
     }
 }
 
+/// `text` as the host's log writes it: every C0 control character but tab written as an
+/// escape (`\r`, `\x1b`), so that a function's output can neither move a terminal's
+/// cursor nor start what looks like a line of its own in the host's log (a `\r` inside a
+/// line returns to its start). tracing-subscriber escapes ESC, BEL, BS, FF, DEL and the C1
+/// characters, not a carriage return or the rest of C0. Extensions' Telemetry API records
+/// carry the line as it was (JSON escapes it).
+pub fn logged(text: &str) -> Cow<'_, str> {
+    let control = |b: u8| b < 0x20 && b != b'\t';
+    if !text.bytes().any(control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 && c != '\t' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +104,16 @@ mod tests {
         assert_eq!(out[1].len(), MAX_LINE);
         assert_eq!(out[2], "xxx\u{fffd}");
         assert_eq!(pending, 0);
+    }
+
+    #[test]
+    fn a_logged_line_escapes_control_characters_but_tab() {
+        assert!(matches!(logged("plain\ttext, ünïcode"), Cow::Borrowed(_)));
+        assert_eq!(
+            logged("ok\r2026-12-07T00:00:00Z  INFO forged"),
+            "ok\\r2026-12-07T00:00:00Z  INFO forged"
+        );
+        assert_eq!(logged("\x1b[2Ka\x00b\x7f"), "\\x1b[2Ka\\x00b\x7f");
+        assert_eq!(logged("a\nb"), "a\\nb");
     }
 }

@@ -19,7 +19,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::environment::Environment;
-use super::lines::{Lines, MAX_LINE};
+use super::lines::{Lines, MAX_LINE, logged};
 use super::{Ended, Evidence, backoff_after, next_backoff, orphans, pause};
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, RunnerId};
@@ -358,7 +358,7 @@ async fn forward_output(runner: RunnerId, stream: &'static str, mut out: impl As
     let mut buf = vec![0; MAX_LINE];
     let mut lines = Lines::default();
     let mut emit = |text: &str| {
-        tracing::info!(target: "function", bootstrap = runner, stream = %stream, "{text}");
+        tracing::info!(target: "function", bootstrap = runner, stream = %stream, "{}", logged(text));
         crate::extensions::telemetry::output_line(
             crate::extensions::telemetry::Kind::Function,
             text,

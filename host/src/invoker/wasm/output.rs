@@ -8,7 +8,7 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::invoker::lines::Lines;
+use crate::invoker::lines::{Lines, logged};
 
 /// Longest stderr tail kept.
 const TAIL: usize = 4 * 1024;
@@ -100,7 +100,8 @@ fn emit(stream: &'static str, runner: usize, tag: &RequestTag, text: &str) {
         instance = runner,
         stream = %stream,
         request_id = %request_id,
-        "{text}"
+        "{}",
+        logged(text)
     );
 }
 
