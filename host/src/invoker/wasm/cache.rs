@@ -11,7 +11,7 @@
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use wasmtime::component::Component;
@@ -106,27 +106,31 @@ pub fn artifact(
     Ok((compiled, Source::Compiled { cached_at }))
 }
 
-/// A core module for `engine` (see [`artifact`]).
+/// A core module for `engine` (see [`artifact`]), its memory images made.
 pub fn load(engine: &Engine, bytes: &[u8], places: Places<'_>) -> anyhow::Result<(Module, Source)> {
     let (bytes_out, source) = artifact(engine, bytes, places)?;
     // SAFETY: the bytes were compiled by this engine a moment ago, or read from a private
     // file whose record says this engine made them from exactly `bytes`, and their digest
     // matched (`artifact::read_verified`).
     #[allow(unsafe_code)]
-    match unsafe { Module::deserialize(engine, &bytes_out) } {
-        Ok(m) => Ok((m, source)),
+    let (module, source) = match unsafe { Module::deserialize(engine, &bytes_out) } {
+        Ok(m) => (m, source),
         Err(e) if !matches!(source, Source::Compiled { .. }) => {
             tracing::warn!("cannot load the artifact ({e:#}); compiling instead");
             let compiled = precompile(engine, bytes)?;
             #[allow(unsafe_code)]
             let module = unsafe { Module::deserialize(engine, &compiled) }?;
-            Ok((module, Source::Compiled { cached_at: None }))
+            (module, Source::Compiled { cached_at: None })
         }
-        Err(e) => Err(anyhow::Error::from(e).context("cannot load the module just compiled")),
-    }
+        Err(e) => {
+            return Err(anyhow::Error::from(e).context("cannot load the module just compiled"));
+        }
+    };
+    make_images(|| module.initialize_copy_on_write_image())?;
+    Ok((module, source))
 }
 
-/// A component for `engine` (see [`artifact`]).
+/// A component for `engine` (see [`artifact`]), the memory images of its modules made.
 pub fn load_component(
     engine: &Engine,
     bytes: &[u8],
@@ -135,17 +139,55 @@ pub fn load_component(
     let (bytes_out, source) = artifact(engine, bytes, places)?;
     // SAFETY: as in `load`.
     #[allow(unsafe_code)]
-    match unsafe { Component::deserialize(engine, &bytes_out) } {
-        Ok(c) => Ok((c, source)),
+    let (component, source) = match unsafe { Component::deserialize(engine, &bytes_out) } {
+        Ok(c) => (c, source),
         Err(e) if !matches!(source, Source::Compiled { .. }) => {
             tracing::warn!("cannot load the artifact ({e:#}); compiling instead");
             let compiled = precompile(engine, bytes)?;
             #[allow(unsafe_code)]
             let component = unsafe { Component::deserialize(engine, &compiled) }?;
-            Ok((component, Source::Compiled { cached_at: None }))
+            (component, Source::Compiled { cached_at: None })
         }
-        Err(e) => Err(anyhow::Error::from(e).context("cannot load the component just compiled")),
+        Err(e) => {
+            return Err(anyhow::Error::from(e).context("cannot load the component just compiled"));
+        }
+    };
+    make_images(|| component.initialize_copy_on_write_image())?;
+    Ok((component, source))
+}
+
+/// How long [`make_images`] tries again while the kernel refuses to seal an image.
+const SEAL_RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// Makes the copy-on-write memory images of a module or component (`make`) at load, rather
+/// than at the first instantiation, whose failure would fail it. wasmtime writes each image
+/// into a memfd and seals it; Linux refuses the seal with EBUSY while a page just written is
+/// still referenced elsewhere (another CPU's page batch), for a moment. That refusal is
+/// tried again, with growing pauses, for up to [`SEAL_RETRY_FOR`]; any other error is final.
+fn make_images(make: impl Fn() -> wasmtime::Result<()>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let e = match make() {
+            Ok(()) => return Ok(()),
+            Err(e) => anyhow::Error::from(e),
+        };
+        if !refused_as_busy(&e) || started.elapsed() >= SEAL_RETRY_FOR {
+            return Err(e.context("cannot make the memory image of bootstrap.wasm"));
+        }
+        tracing::debug!("memory image not sealed yet ({e:#}); trying again in {pause:?}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
+}
+
+/// Whether `e` was caused by an EBUSY from the system.
+fn refused_as_busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(nix::libc::EBUSY))
+    })
 }
 
 /// Compiles `bytes`, a core module or a component (told apart by the wasm header's layer
@@ -217,4 +259,43 @@ fn trusted_file(path: &Path, own: bool) -> anyhow::Result<()> {
 /// The image's artifact for `module`: `bootstrap.cwasm` beside `bootstrap.wasm`.
 pub fn precompiled_path(module: &Path) -> PathBuf {
     module.with_extension("cwasm")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::make_images;
+
+    fn busy() -> wasmtime::Error {
+        wasmtime::Error::from(std::io::Error::from_raw_os_error(nix::libc::EBUSY))
+    }
+
+    #[test]
+    fn a_seal_refused_as_busy_is_tried_again_until_it_succeeds() {
+        let calls = Cell::new(0);
+        make_images(|| {
+            calls.set(calls.get() + 1);
+            if calls.get() < 4 { Err(busy()) } else { Ok(()) }
+        })
+        .unwrap();
+        assert_eq!(calls.get(), 4);
+    }
+
+    #[test]
+    fn any_other_failure_to_make_the_images_is_final() {
+        let calls = Cell::new(0);
+        let e = make_images(|| {
+            calls.set(calls.get() + 1);
+            Err(wasmtime::Error::from(std::io::Error::from_raw_os_error(
+                nix::libc::ENOMEM,
+            )))
+        })
+        .unwrap_err();
+        assert_eq!(calls.get(), 1);
+        assert!(
+            format!("{e:#}").contains("cannot make the memory image"),
+            "{e:#}"
+        );
+    }
 }
