@@ -146,13 +146,31 @@ impl Host {
     pub fn wait_ready(&self, within: Duration) {
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < within,
-                "host not ready after {within:?}:\n{}",
-                self.logs()
-            );
+            self.assert_starting(start, within);
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Fails the test when the host has exited or `within` has passed since `start`.
+    fn assert_starting(&self, start: Instant, within: Duration) {
+        if self.exited() {
+            // The log readers finish once the pipes close: give them a moment.
+            std::thread::sleep(Duration::from_millis(200));
+            panic!("host exited before it was ready:\n{}", self.logs());
+        }
+        assert!(
+            start.elapsed() < within,
+            "host not ready after {within:?}:\n{}",
+            self.logs()
+        );
+    }
+
+    /// Whether the host's process has ended. It is left unreaped, for `Drop` and `wait`.
+    fn exited(&self) -> bool {
+        use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        !matches!(waitid(Id::Pid(pid), flags), Ok(WaitStatus::StillAlive))
     }
 
     /// As `wait_ready`, yielding to the test's other tasks meanwhile.
@@ -162,11 +180,7 @@ impl Host {
             .await
             .is_err()
         {
-            assert!(
-                start.elapsed() < within,
-                "host not ready after {within:?}:\n{}",
-                self.logs()
-            );
+            self.assert_starting(start, within);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
