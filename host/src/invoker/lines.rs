@@ -55,8 +55,8 @@ impl Lines {
 /// characters, not a carriage return or the rest of C0. Extensions' Telemetry API records
 /// carry the line as it was (JSON escapes it).
 pub fn logged(text: &str) -> Cow<'_, str> {
-    let control = |b: u8| b < 0x20 && b != b'\t';
-    if !text.bytes().any(control) {
+    // A byte below 0x20 is a whole ASCII character in UTF-8, so bytes can be scanned.
+    if !text.bytes().any(|b| escaped(b as char)) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -64,13 +64,18 @@ pub fn logged(text: &str) -> Cow<'_, str> {
         match c {
             '\r' => out.push_str("\\r"),
             '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 && c != '\t' => {
+            c if escaped(c) => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c => out.push(c),
         }
     }
     Cow::Owned(out)
+}
+
+/// Whether [`logged`] writes `c` as an escape: a C0 control character other than tab.
+fn escaped(c: char) -> bool {
+    c < ' ' && c != '\t'
 }
 
 #[cfg(test)]
