@@ -1,22 +1,25 @@
-//! The host's log: tracing to stderr through a bounded, non-blocking writer. A stderr that
-//! nobody drains (a full pipe) must never stall request handling: lines that do not fit in
-//! the buffer are dropped and counted (`aws_custom_runtime_log_lines_dropped_total`), and a
-//! line says how many once stderr drains again.
+//! The host's log: tracing to stderr through a bounded writer that never blocks (see
+//! `logging/writer.rs`). A stderr that nobody drains (a full pipe) must never stall request
+//! handling: lines that do not fit in the buffer are dropped and counted
+//! (`aws_custom_runtime_log_lines_dropped_total`), and a line says how many once stderr
+//! drains again.
+
+mod writer;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-/// Lines that wait for stderr before new ones are dropped: a stall of ~100 ms at 40k lines/s.
-/// The writer's channel allocates and touches every slot (32 bytes) at start-up: 16,384 cost
-/// 0.5 MB of the idle host's RSS.
-const BUFFERED_LINES: usize = 4_096;
+pub use writer::Guard;
+
+/// Bytes of lines that wait for stderr before new ones are dropped: about 4,000 lines of
+/// 250 bytes, a stall of ~100 ms at 40k lines/s. Allocated as lines arrive.
+const BUFFERED_BYTES: usize = 1 << 20;
 /// How often the drop count is looked at.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+static WRITER: OnceLock<writer::LogWriter> = OnceLock::new();
 
 /// The span of every WASI call wasmtime-wasi makes (`#[instrument]`, at INFO): one per
 /// `fd_write`, `fd_read`, `clock_time_get`... of every guest, with its arguments formatted,
@@ -36,13 +39,9 @@ pub fn filter(spec: &str) -> Option<EnvFilter> {
 
 /// Installs the global subscriber. Keep the guard until exit: dropping it flushes what is
 /// buffered (waiting at most about a second for a stuck stderr).
-pub fn init(filter: EnvFilter) -> WorkerGuard {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(BUFFERED_LINES)
-        .thread_name("log-writer")
-        .finish(std::io::stderr());
-    let _ = DROPPED.set(writer.error_counter());
+pub fn init(filter: EnvFilter) -> std::io::Result<Guard> {
+    let (writer, guard) = writer::start(std::io::stderr(), BUFFERED_BYTES, "log-writer")?;
+    let _ = WRITER.set(writer.clone());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -51,12 +50,12 @@ pub fn init(filter: EnvFilter) -> WorkerGuard {
     let _ = std::thread::Builder::new()
         .name("log-drops".into())
         .spawn(report_drops);
-    guard
+    Ok(guard)
 }
 
 /// Log lines dropped so far because stderr was not being read.
 pub fn dropped_lines() -> u64 {
-    DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
+    WRITER.get().map_or(0, writer::LogWriter::dropped)
 }
 
 /// Says once per episode how many lines were lost: when the count has stopped growing,

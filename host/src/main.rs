@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use aws_custom_runtime::config::{Args, Command, Config};
 use clap::Parser;
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 /// Every build allocates with mimalloc: musl's own allocator halves the throughput of 1 MB
@@ -18,7 +17,13 @@ static ALLOCATOR: aws_custom_runtime::alloc::Allocator = aws_custom_runtime::all
 fn main() -> ExitCode {
     // clap answers --help and --version, and refuses malformed values, here.
     let mut args = Args::parse();
-    let _log = init_logging(&args);
+    let _log = match init_logging(&args) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("aws-custom-runtime: cannot start the log writer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(Command::Compile { target }) = args.command.take() {
         return compile(&args, target.as_deref());
     }
@@ -86,7 +91,7 @@ fn compile(args: &Args, target: Option<&std::path::Path>) -> ExitCode {
 
 /// Logs to stderr with the first filter of LOG_LEVEL, RUST_LOG, `info` that parses; never
 /// blocks (see `logging`).
-fn init_logging(args: &Args) -> WorkerGuard {
+fn init_logging(args: &Args) -> std::io::Result<aws_custom_runtime::logging::Guard> {
     let filter = args
         .log_filters()
         .find_map(aws_custom_runtime::logging::filter)
