@@ -215,6 +215,7 @@ impl LambdaComponent {
             // The component's code runs only inside `invoke`.
             let running = self.shared.ticker.run();
             let result = tokio::select! {
+                biased; // the call first, as in the core module's fresh path
                 r = self.invoke(&mut live, runner, &inv, &tmp.scratch) => r,
                 _ = reset(&dispatcher, runner) => Err(Failure::Call(Ended::Reset)),
                 _ = stop.cancelled() => Err(Failure::Call(Ended::Stopped)),

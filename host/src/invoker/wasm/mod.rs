@@ -377,7 +377,10 @@ impl WasmFunction {
                 _ => None,
             };
             let run = async {
+                // The call first: one that ends in its first poll (most do) never registers
+                // the other branches' waiters.
                 tokio::select! {
+                    biased;
                     ended = self.call(&mut store) => ended,
                     _ = reset(&dispatcher, runner) => Ended::Reset,
                     _ = stop.cancelled() => Ended::Stopped,

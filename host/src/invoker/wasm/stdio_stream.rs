@@ -131,7 +131,10 @@ pub async fn pump<T>(
             std::future::pending::<()>().await;
         }
     };
+    // The call first: a command that ends in the poll that wrote its output never arms the
+    // hold's timer.
     tokio::select! {
+        biased;
         ended = &mut call => return (ended, None),
         () = decided => {}
     }
