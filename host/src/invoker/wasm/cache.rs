@@ -161,8 +161,8 @@ const SEAL_RETRY_FOR: Duration = Duration::from_secs(10);
 
 /// Makes the copy-on-write memory images of a module or component (`make`) at load, rather
 /// than at the first instantiation, whose failure would fail it. wasmtime writes each image
-/// into a memfd and seals it; Linux refuses the seal with EBUSY while a page just written is
-/// still referenced elsewhere (another CPU's page batch), for a moment. That refusal is
+/// into a memfd and seals it; Linux refuses the seal with EBUSY while it counts a page just
+/// written as still referenced (seen once in CI, and passing). That refusal is
 /// tried again, with growing pauses, for up to [`SEAL_RETRY_FOR`]; any other error is final.
 fn make_images(make: impl Fn() -> wasmtime::Result<()>) -> anyhow::Result<()> {
     let started = Instant::now();
