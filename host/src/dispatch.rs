@@ -552,7 +552,7 @@ impl Drop for Ticket {
             if in_flight {
                 let _ = wait(&mut rx, &id, deadline, ttl, &dispatcher).await;
             } else {
-                tokio::time::sleep_until(deadline.into()).await;
+                crate::deadline::Deadline::at(deadline).await;
             }
             drop(admission);
         };
@@ -574,10 +574,18 @@ async fn wait(
     ttl: Duration,
     dispatcher: &Dispatcher,
 ) -> Outcome {
-    match tokio::time::timeout_at(deadline.into(), &mut *rx).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => Outcome::Failed(InvocationError::ShuttingDown),
-        Err(_elapsed) => {
+    // On the deadline thread, not tokio's timer: almost every invocation ends before it,
+    // and arming a tokio timer at one request at a time wakes the other worker.
+    let expiry = crate::deadline::Deadline::at(deadline);
+    let ended = tokio::select! {
+        biased;
+        ended = &mut *rx => Some(ended),
+        () = expiry => None,
+    };
+    match ended {
+        Some(Ok(outcome)) => outcome,
+        Some(Err(_)) => Outcome::Failed(InvocationError::ShuttingDown),
+        None => {
             rx.close();
             if let Ok(outcome) = rx.try_recv() {
                 return outcome;

@@ -16,6 +16,7 @@
 pub mod alloc;
 pub mod config;
 pub mod context;
+pub mod deadline;
 pub mod dispatch;
 pub mod extensions;
 pub mod invoker;

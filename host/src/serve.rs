@@ -25,7 +25,7 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -213,7 +213,7 @@ pub async fn serve<F, Fut>(
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
-        .timer(TokioTimer::new())
+        .timer(crate::deadline::HyperTimer)
         .header_read_timeout(Duration::from_secs(30));
     loop {
         let (stream, peer) = tokio::select! {
