@@ -77,7 +77,10 @@ impl Clock {
                 // Woken outside the lock: a waker may take a while, and a woken task may
                 // drop its entry at once.
                 drop(state);
-                due.drain(..).for_each(Waker::wake);
+                for waker in due.drain(..) {
+                    // A waker that panics must not stop every other deadline.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+                }
                 state = self.lock();
                 continue;
             }
@@ -106,14 +109,17 @@ impl Clock {
         key
     }
 
-    /// Puts `waker` in place of the entry's, unless it would wake the same task.
-    fn update(&self, key: &Key, waker: &Waker) {
+    /// Puts `waker` in place of the entry's, unless it would wake the same task. False when
+    /// the entry is gone: the thread removes an entry only when it is due.
+    fn update(&self, key: &Key, waker: &Waker) -> bool {
         let mut state = self.lock();
-        if let Some(w) = state.entries.get_mut(key)
-            && !w.will_wake(waker)
-        {
+        let Some(w) = state.entries.get_mut(key) else {
+            return false;
+        };
+        if !w.will_wake(waker) {
             w.clone_from(waker);
         }
+        true
     }
 
     fn remove(&self, key: &Key) {
@@ -170,7 +176,14 @@ impl Future for Deadline {
             return Poll::Ready(());
         }
         match (&this.armed, CLOCK.as_ref()) {
-            (Armed::Entry(key), Some(clock)) => clock.update(key, cx.waker()),
+            (Armed::Entry(key), Some(clock)) => {
+                // Fired between the check of the time above and now: it woke the waker
+                // it had, which may not be this one.
+                if !clock.update(key, cx.waker()) {
+                    this.armed = Armed::No;
+                    return Poll::Ready(());
+                }
+            }
             (_, Some(clock)) => {
                 this.armed = Armed::Entry(clock.insert(this.at, cx.waker().clone()))
             }

@@ -58,7 +58,11 @@ async fn an_earlier_deadline_wakes_the_thread_that_sleeps_until_a_later_one() {
     // The thread sleeps until the hour-long one; the short one must not wait for it.
     let mut long = std::pin::pin!(Deadline::at(Instant::now() + Duration::from_secs(3600)));
     assert!(futures_poll(long.as_mut()).is_pending());
-    within(Deadline::at(Instant::now() + Duration::from_millis(20))).await;
+    tokio::select! {
+        biased;
+        () = Deadline::at(Instant::now() + Duration::from_millis(20)) => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => panic!("the thread slept on"),
+    }
     assert!(futures_poll(long.as_mut()).is_pending());
 }
 
@@ -82,6 +86,22 @@ async fn a_deadline_polled_by_another_task_wakes_that_task() {
     assert!(futures_poll(Pin::new(&mut d)).is_pending());
     // Moved to a task of its own: the entry must wake it, not the first poller.
     within(tokio::spawn(d)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deadline_the_thread_took_is_ready_whichever_task_polls_it_next() {
+    // The thread takes an entry (it is due) and wakes the waker it holds; a poll with
+    // another waker that comes just after must not wait for a wake-up that went elsewhere.
+    let mut d = Deadline::at(Instant::now() + Duration::from_secs(3600));
+    assert!(futures_poll(Pin::new(&mut d)).is_pending());
+    let Armed::Entry(key) = d.armed else {
+        panic!("armed on the clock")
+    };
+    CLOCK.as_ref().unwrap().remove(&key);
+    let (waker, woken) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert!(Pin::new(&mut d).poll(&mut cx).is_ready());
+    assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
@@ -111,4 +131,15 @@ async fn hyper_closes_a_connection_whose_headers_do_not_come_in_time() {
 fn futures_poll<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
     let mut cx = Context::from_waker(Waker::noop());
     f.poll(&mut cx)
+}
+
+fn counting_waker() -> (Waker, Arc<std::sync::atomic::AtomicUsize>) {
+    struct Count(Arc<std::sync::atomic::AtomicUsize>);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    (Waker::from(Arc::new(Count(n.clone()))), n)
 }

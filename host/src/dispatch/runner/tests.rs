@@ -220,7 +220,7 @@ async fn stays_pending<F: std::future::Future>(poll: std::pin::Pin<&mut F>) -> b
 async fn a_runner_being_reset_is_handed_nothing_and_its_old_polls_nothing_after_it() {
     let d = Dispatcher::with_concurrency(1, 8, 4);
     d.runner_started(0);
-    let late = d.enqueue(d.admit().unwrap(), event(), Duration::from_secs(1));
+    let late = d.enqueue(d.admit().unwrap(), event(), Duration::from_millis(200));
     let held = d.next(0).await;
     assert_eq!(held.id, *late.id());
     // Two more polls of this life wait for work (a concurrent runtime's open polls).
@@ -293,7 +293,7 @@ async fn a_poll_left_open_by_a_runner_that_exited_takes_nothing() {
 async fn an_external_runtime_past_a_deadline_keeps_taking_work() {
     // INVOKER_COUNT=0: no supervisor starts its lives, so nothing would end a reset.
     let d = Dispatcher::new(1, 8);
-    let late = d.enqueue(d.admit().unwrap(), event(), Duration::from_secs(1));
+    let late = d.enqueue(d.admit().unwrap(), event(), Duration::from_millis(200));
     let _held = d.next(0).await;
     let _ = late.outcome().await;
     let next = d.enqueue(d.admit().unwrap(), event(), TTL);
