@@ -149,11 +149,6 @@ impl Deadline {
         }
     }
 
-    /// When it is ready.
-    pub fn when(&self) -> Instant {
-        self.at
-    }
-
     fn disarm(&mut self) {
         if let Armed::Entry(key) = std::mem::replace(&mut self.armed, Armed::No)
             && let Some(clock) = CLOCK.as_ref()
